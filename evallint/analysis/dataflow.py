@@ -1,0 +1,448 @@
+"""The mode/grad dataflow over one function's graph, iterated to a fixpoint.
+
+``analyze_function`` runs it and keeps, for every op, the parts of the state that reach it; the
+result also yields the function's summary (``summary.py``), which calls to it apply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+import libcst as cst
+
+from evallint.analysis.grad import GradEffect, lexical_grad
+from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
+from evallint.analysis.keys import head, is_within, rebase
+from evallint.analysis.ops import (
+    Backward, Bind, Call, Forward, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
+    TrainingFlagAssigned, ValueKind,
+)
+from evallint.analysis.state import (
+    ENTRY, Elements, Fact, FlowState, Grad, Origin, Part, join_states,
+)
+from evallint.frontend.cfg import Block, Condition, FunctionGraph, Loop, Region, StepKind
+from evallint.frontend.names import dotted_name
+
+if TYPE_CHECKING:
+    from evallint.analysis.module import ModuleContext
+    from evallint.analysis.summary import Summary
+
+MAX_ITERATIONS = 200  # per block; the lattice is finite, this only guards against bugs
+
+
+def condition_key(test: cst.BaseExpression, value: bool, context: "ModuleContext") -> tuple[str, bool]:
+    """Normalise ``not x`` and ``a != b`` so that related tests share one text."""
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test, value = test.expression, not value
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 and \
+            isinstance(test.comparisons[0].operator, (cst.NotEqual, cst.IsNot)):
+        target = test.comparisons[0]
+        operator = cst.Equal() if isinstance(target.operator, cst.NotEqual) else cst.Is()
+        test = test.with_changes(comparisons=[target.with_changes(operator=operator)])
+        value = not value
+    return context.source.module.code_for_node(test), value
+
+
+def _names(node: cst.CSTNode) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.Name, cst.Attribute)):
+            dotted = dotted_name(current)
+            if dotted is not None:
+                found.add(dotted.partition(".")[0])
+                continue
+        stack.extend(current.children)
+    return found
+
+
+class FunctionAnalysis:
+    """Dataflow results for one function (for one set of literal arguments)."""
+
+    def __init__(self, context: "ModuleContext", graph: FunctionGraph,
+                 bindings: dict[str, object] | None = None) -> None:
+        self.context = context
+        self.graph = graph
+        self.ops: FunctionOps = function_ops(context, graph)
+        self.bindings = bindings or {}
+        self.op_parts: dict[Op, tuple[Part, ...]] = {}
+        self.exit_parts: tuple[Part, ...] = ()
+        self.summaries: dict[Call, "Summary"] = {}
+        self._conditions()
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def _conditions(self) -> None:
+        """Which branch conditions to keep apart: those tested at least twice, or decidable."""
+        texts: dict[str, int] = {}
+        self.condition_names: dict[str, set[str]] = {}
+        for step in self.graph.steps():
+            if step.kind is StepKind.TEST:
+                text, _ = condition_key(step.node, True, self.context)  # type: ignore[arg-type]
+                texts[text] = texts.get(text, 0) + 1
+                self.condition_names.setdefault(text, _names(step.node))
+        self.tracked = {text for text, count in texts.items() if count > 1}
+        # Assumptions to drop when a name is rebound.
+        self.texts_by_name: dict[str, set[str]] = {}
+        for text in self.tracked:
+            for name in self.condition_names[text]:
+                self.texts_by_name.setdefault(name, set()).add(text)
+
+    def initial_grad(self) -> str:
+        return Grad.ENABLED if self.graph.is_module else Grad.ENTRY
+
+    # -- solving ---------------------------------------------------------------------------
+
+    def solve(self) -> "FunctionAnalysis":
+        graph = self.graph
+        states: dict[Block, FlowState] = {graph.entry: {frozenset(): Part.initial(self.initial_grad())}}
+        worklist = [graph.entry]
+        visits: dict[Block, int] = {}
+        in_worklist = {graph.entry}
+        while worklist:
+            block = worklist.pop(0)
+            in_worklist.discard(block)
+            visits[block] = visits.get(block, 0) + 1
+            if visits[block] > MAX_ITERATIONS:
+                continue
+            state = self.transfer_block(block, states[block], record=False)
+            for target, condition in block.successors:
+                edge_state = self.filter_edge(state, condition)
+                if not edge_state:
+                    continue
+                old = states.get(target)
+                new = edge_state if old is None else join_states(old, edge_state)
+                if old is None or not _same(old, new):
+                    states[target] = new
+                    if target not in in_worklist:
+                        worklist.append(target)
+                        in_worklist.add(target)
+        for block, state in states.items():
+            self.transfer_block(block, state, record=True)
+        self.exit_parts = tuple(states.get(graph.exit, {}).values())
+        return self
+
+    def transfer_block(self, block: Block, state: FlowState, record: bool) -> FlowState:
+        for step in block.steps:
+            if step.kind is StepKind.LOOP_BIND:
+                state = self.drop_assumptions_for(state, _names(step.node))
+            for op in self.ops.by_step[step]:
+                if record:
+                    existing = self.op_parts.get(op, ())
+                    self.op_parts[op] = existing + tuple(state.values())
+                state = {assumptions: self.apply(op, part) for assumptions, part in state.items()}
+        return state
+
+    def drop_assumptions_for(self, state: FlowState, names: set[str]) -> FlowState:
+        texts = set().union(*(self.texts_by_name.get(n, set()) for n in names)) if names else set()
+        if not texts:
+            return state
+        result: FlowState = {}
+        for part in state.values():
+            part = part.drop_assumptions(texts)
+            result = join_states(result, {part.assumptions: part})
+        return result
+
+    def filter_edge(self, state: FlowState, condition: Condition | None) -> FlowState:
+        if condition is None:
+            return state
+        decided = self.decide(condition.test)
+        if decided is not None:
+            return state if decided == condition.value else {}
+        text, value = condition_key(condition.test, condition.value, self.context)
+        if text not in self.tracked:
+            return state
+        result: FlowState = {}
+        for assumptions, part in state.items():
+            if (text, not value) in assumptions:
+                continue  # infeasible: the same test went the other way in this iteration
+            new_assumptions = assumptions | {(text, value)}
+            result = join_states(result, {new_assumptions: part.replace(assumptions=new_assumptions)})
+        return result
+
+    def decide(self, test: cst.BaseExpression) -> bool | None:
+        """Evaluate a test on a parameter bound to a literal at the call site (``mode == 'eval'``)."""
+        if not self.bindings:
+            return None
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            inner = self.decide(test.expression)
+            return None if inner is None else not inner
+        if isinstance(test, cst.Name) and test.value in self.bindings:
+            return bool(self.bindings[test.value])
+        if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+            comparison = test.comparisons[0]
+            sides = [test.left, comparison.comparator]
+            names = [s for s in sides if isinstance(s, cst.Name) and s.value in self.bindings]
+            literals = [literal_value(s) for s in sides]
+            if len(names) == 1 and any(ok for ok, _ in literals):
+                value = self.bindings[names[0].value]
+                other = next(v for ok, v in literals if ok)
+                if isinstance(comparison.operator, (cst.Equal, cst.Is)):
+                    return value == other
+                if isinstance(comparison.operator, (cst.NotEqual, cst.IsNot)):
+                    return value != other
+        return None
+
+    # -- transfer --------------------------------------------------------------------------
+
+    def origin(self, op: Op, via: Origin | None = None) -> Origin:
+        return Origin(op, self.context, via)
+
+    def apply(self, op: Op, part: Part) -> Part:
+        if isinstance(op, SetMode):
+            return self.apply_set_mode(op, part)
+        if isinstance(op, Bind):
+            return self.apply_bind(op, part)
+        if isinstance(op, TrainingFlagAssigned):
+            if op.in_module_loop:
+                return part
+            return part.set_facts(op.key, frozenset({Fact(Mode.UNKNOWN, self.origin(op))}))
+        if isinstance(op, SetGradEnabled):
+            state = Grad.UNKNOWN if op.enabled is None else (Grad.ENABLED if op.enabled else Grad.DISABLED)
+            return part.replace(grad=frozenset({(state, op)}))
+        if isinstance(op, Call):
+            return self.apply_call(op, part)
+        return part
+
+    def apply_set_mode(self, op: SetMode, part: Part) -> Part:
+        if op.restore_var is not None and op.restore_var in part.captured:
+            return part.set_facts(op.key, part.captured[op.restore_var])
+        if op.restore_var is not None and op.restore_var in self.bindings:
+            mode = Mode.TRAIN if self.bindings[op.restore_var] else Mode.EVAL
+            return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
+        return part.set_facts(op.key, frozenset({Fact(op.mode, self.origin(op))}))
+
+    def apply_bind(self, op: Bind, part: Part) -> Part:
+        source_facts = part.facts(op.source) if op.source is not None else None
+        source_key = part.canonical_str(op.source) if op.source is not None else None
+        part = self.drop_assumptions_part(part.rebind(op.key), op.key)
+        kind = op.kind
+        if kind is ValueKind.FRESH:
+            return part.set_facts(op.key, frozenset({Fact(op.mode, self.origin(op))}))
+        if kind is ValueKind.ALIAS:
+            aliases = dict(part.aliases)
+            if op.elements_of is not None:
+                if "|" in op.elements_of or op.elements_of in ():
+                    aliases[op.key] = Elements(keys=tuple(op.elements_of.split("|")))
+                else:
+                    aliases[op.key] = Elements(container=part.canonical_str(op.elements_of))
+                return part.replace(aliases=aliases)
+            if source_key is not None and source_key != op.key and "." not in op.key:
+                aliases[op.key] = source_key
+                return part.replace(aliases=aliases)
+            return part
+        if kind is ValueKind.COPY and source_facts is not None:
+            return part.set_facts(op.key, source_facts)
+        if kind is ValueKind.CAPTURE and source_facts is not None:
+            return part.replace(captured={**part.captured, op.key: source_facts})
+        if kind is ValueKind.OPTIMIZER:
+            return part.replace(optimizers={**part.optimizers, op.key: op.params})
+        if kind is ValueKind.CALL_RESULT and op.call is not None:
+            summary = self.summaries.get(op.call)
+            if summary is not None and summary.returns:
+                return part.set_facts(op.key, self.map_facts(summary.returns, op.call, part, None))
+            return part
+        if kind in (ValueKind.UNKNOWN, ValueKind.CALL_RESULT) and op.key != RETURN_KEY \
+                and not self.graph.is_module:
+            return part.set_facts(op.key, frozenset({Fact(Mode.UNKNOWN, None)}))
+        return part
+
+    def drop_assumptions_part(self, part: Part, key: str) -> Part:
+        texts = self.texts_by_name.get(head(key))
+        return part.drop_assumptions(texts) if texts else part
+
+    def apply_call(self, op: Call, part: Part) -> Part:
+        summary = self.summary_of(op)
+        if summary is None:
+            return part
+        for callee_key, facts in summary.exit_modes.items():
+            for caller_key in self.map_key(callee_key, op, part):
+                part = part.set_facts(caller_key, self.map_facts(facts, op, part, caller_key))
+        return part
+
+    def summary_of(self, op: Call) -> "Summary | None":
+        from evallint.analysis.summary import summarize
+
+        if op not in self.summaries:
+            literals = {k: v for k, v in op.literals.items()}
+            summary = summarize(op.function.context, op.function.graph, literals)
+            if summary is None:
+                return None
+            self.summaries[op] = summary
+        return self.summaries[op]
+
+    def map_key(self, callee_key: str, op: Call, part: Part) -> list[str]:
+        """The caller's keys for a key of the callee (a parameter, ``self...``, or a global)."""
+        name = head(callee_key)
+        callee = op.function.graph
+        if name == "self" and callee.class_name is not None:
+            if op.receiver is None:
+                return []
+            return [rebase(callee_key, "self", op.receiver)]
+        if name in callee.param_names:
+            if name in op.element_arguments and (callee_key == name or callee_key == f"{name}[*]"):
+                return list(op.element_arguments[name])
+            argument = op.arguments.get(name)
+            if argument is None:
+                return []
+            if callee_key == f"{name}[*]":
+                container = part.canonical_str(argument)
+                return [k for k in part.modes if is_within(k, container)] + [f"{container}[*]"]
+            return [rebase(callee_key, name, argument)]
+        if op.function.context is self.context:
+            return [callee_key]  # a global of this module
+        return []
+
+    def map_facts(self, facts: frozenset[Fact], op: Call, part: Part,
+                  caller_key: str | None) -> frozenset[Fact]:
+        mapped: set[Fact] = set()
+        for fact in facts:
+            if fact.mode is Mode.ENTRY:
+                if caller_key is not None:
+                    mapped |= part.facts(caller_key)
+                else:
+                    mapped.add(Fact(Mode.UNKNOWN, None))
+            else:
+                mapped.add(Fact(fact.mode, self.origin(op, fact.origin)))
+        return frozenset(mapped)
+
+    # -- queries for summaries and rules ---------------------------------------------------
+
+    def parts(self, op: Op) -> tuple[Part, ...]:
+        return self.op_parts.get(op, ())
+
+    def reachable(self, op: Op) -> bool:
+        return op in self.op_parts
+
+    def facts(self, op: Op, key: str) -> frozenset[Fact]:
+        found: frozenset[Fact] = frozenset()
+        for part in self.parts(op):
+            found |= part.facts(key)
+        return found
+
+    def lexical_grad(self, op: Op) -> GradEffect | None:
+        found = lexical_grad(self.context, op.step.region, self.graph)
+        return found[1] if found is not None else None
+
+    def is_inference(self, op: Op) -> bool:
+        """Is this forward an evaluation/inference one (spec: no training step in its scope)?"""
+        found = lexical_grad(self.context, op.step.region, self.graph)
+        steps = self.training_steps()
+        if found is not None and found[1] is GradEffect.DISABLED:
+            region = found[0]
+            return region is None or not any(_inside(step.step.region, region) for step in steps)
+        if found is None and self.grad_disabled(op):
+            return not steps
+        loop = op.step.loop
+        if loop is not None:
+            return loop not in self.loops_with_training()
+        return not steps
+
+    def grad_states(self, op: Op) -> set[tuple[str, Op | None]]:
+        """The grad states an op can run under: lexical if a region decides, else the flow."""
+        lexical = self.lexical_grad(op)
+        if lexical is not None:
+            return {(lexical.value, None)}
+        states: set[tuple[str, Op | None]] = set()
+        for part in self.parts(op):
+            states |= part.grad
+        return states
+
+    def grad_disabled(self, op: Op) -> bool:
+        """Can ``op`` run with grad disabled (on some path)?"""
+        return any(state == Grad.DISABLED for state, _ in self.grad_states(op))
+
+    def ops_of(self, kind: type) -> Iterator:
+        for op in self.ops.all():
+            if isinstance(op, kind) and self.reachable(op):
+                yield op
+
+    def training_calls(self) -> list[Call]:
+        return [op for op in self.ops_of(Call) if (s := self.summary_of(op)) and s.trains]
+
+    def trains(self) -> bool:
+        return any(True for _ in self.ops_of(OptimizerStep)) or bool(self.training_calls())
+
+    def training_steps(self) -> list[Op]:
+        """Optimizer steps, calls that train, and (when the function trains) backward calls."""
+        steps: list[Op] = list(self.ops_of(OptimizerStep)) + list(self.training_calls())
+        if steps:
+            steps += list(self.ops_of(Backward))
+        return steps
+
+    def loops_with_training(self) -> set[Loop]:
+        return {loop for op in self.training_steps() for loop in op.step.loops}
+
+    def forwarded_outside_no_grad(self) -> set[str]:
+        keys: set[str] = set()
+        for op in self.ops_of(Forward):
+            if not self.grad_disabled(op):
+                for part in self.parts(op):
+                    keys.update(part.targets(op.key))
+        for op in self.ops_of(Call):
+            summary = self.summary_of(op)
+            if summary is not None and not self.grad_disabled(op):
+                for callee_key in summary.forwarded:
+                    for part in self.parts(op):
+                        keys.update(self.map_key(callee_key, op, part))
+        return keys
+
+    def trained_keys(self, op: Op) -> set[str]:
+        """The models a training-step op trains."""
+        if isinstance(op, Call):
+            summary = self.summary_of(op)
+            keys: set[str] = set()
+            if summary is not None:
+                for callee_key in summary.trained_at_entry:
+                    for part in self.parts(op):
+                        keys.update(self.map_key(callee_key, op, part))
+            return keys
+        optimizers = [op] if isinstance(op, OptimizerStep) else list(self.ops_of(OptimizerStep))
+        known: set[str] = set()
+        unknown = False
+        for step in optimizers:
+            params = None
+            for part in self.parts(step):
+                if step.optimizer is not None:
+                    params = part.optimizers.get(part.canonical_str(step.optimizer), params)
+            if params is None:
+                unknown = True
+            else:
+                for part in self.parts(step):
+                    known.update(self.owner_key(part, key) for key in params)
+        if unknown or not optimizers:
+            known |= self.forwarded_outside_no_grad()
+        return known
+
+    @staticmethod
+    def owner_key(part: Part, key: str) -> str:
+        """``model.fc`` -> ``model`` when only the whole model's mode is tracked."""
+        key = part.canonical_str(key)
+        candidate = key
+        while candidate not in part.modes and ("." in candidate or "[" in candidate):
+            candidate = candidate.rsplit(".", 1)[0] if "." in candidate else candidate.rsplit("[", 1)[0]
+        return candidate if candidate in part.modes else key
+
+
+def _inside(region: "Region | None", outer: "Region") -> bool:
+    while region is not None:
+        if region is outer:
+            return True
+        region = region.parent
+    return False
+
+
+def _same(a: FlowState, b: FlowState) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+
+
+def analyze_function(context: "ModuleContext", graph: FunctionGraph,
+                     bindings: dict[str, object] | None = None) -> FunctionAnalysis:
+    """The (cached) dataflow results of ``graph`` for the given literal arguments."""
+    cache_key = ("analysis", graph, tuple(sorted((bindings or {}).items(), key=repr)))
+    cached = context.cache.get(cache_key)
+    if cached is None:
+        cached = FunctionAnalysis(context, graph, bindings).solve()
+        context.cache[cache_key] = cached
+    return cached  # type: ignore[return-value]

@@ -1,0 +1,129 @@
+"""Lexical grad regions: what a ``with`` item or a decorator does to the grad state."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from evallint.analysis import torch_api
+from evallint.analysis.interpret import literal_value
+from evallint.analysis.module import External, ProjectClass, ProjectFunction
+from evallint.frontend.cfg import FunctionGraph, Region
+from evallint.frontend.names import dotted_name
+
+if TYPE_CHECKING:
+    from evallint.analysis.module import ModuleContext
+
+
+class GradEffect(Enum):
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+    UNKNOWN = "unknown"
+
+
+# Decorators that never change the grad state.
+TRANSPARENT_DECORATORS = frozenset({
+    "staticmethod", "classmethod", "property", "abstractmethod", "cached_property", "overload",
+    "override", "dataclass", "wraps", "lru_cache", "cache", "contextmanager", "setter", "getter",
+    "deleter", "jit", "script", "ignore", "unused", "export", "compile", "register", "fixture",
+    "parametrize", "total_ordering", "singledispatch", "abc", "rank_zero_only", "autocast",
+})
+
+
+def lexical_grad(context: "ModuleContext", region: Region | None,
+                 graph: FunctionGraph) -> tuple[Region | None, GradEffect] | None:
+    """The innermost region that decides the grad state, and its effect; None when none does."""
+    while region is not None:
+        effect = region_effect(context, region)
+        if effect is not None:
+            return region, effect
+        region = region.parent
+    if _is_lightning_hook(context, graph):
+        return None, GradEffect.UNKNOWN
+    return None
+
+
+def region_effect(context: "ModuleContext", region: Region) -> GradEffect | None:
+    cache_key = ("region", region)
+    if cache_key not in context.cache:
+        effect = None
+        for item in region.items:
+            item_effect = _item_effect(context, item, region.is_decorator)
+            if item_effect is not None:
+                effect = item_effect
+        context.cache[cache_key] = effect
+    return context.cache[cache_key]  # type: ignore[return-value]
+
+
+def _item_effect(context: "ModuleContext", item: cst.BaseExpression,
+                 is_decorator: bool) -> GradEffect | None:
+    if isinstance(item, cst.IfExp):
+        return GradEffect.UNKNOWN
+    called = isinstance(item, cst.Call)
+    func = item.func if isinstance(item, cst.Call) else item
+    symbol = context.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+    if isinstance(symbol, External):
+        qualified = symbol.qualified
+        if qualified in torch_api.NO_GRAD or qualified in torch_api.INFERENCE_MODE:
+            if not called and not is_decorator:
+                return None  # ``with torch.no_grad:`` fails at run time (EL202)
+            if called and qualified in torch_api.INFERENCE_MODE and item.args:  # type: ignore[union-attr]
+                ok, value = literal_value(item.args[0].value)  # type: ignore[union-attr]
+                if ok and not value:
+                    return GradEffect.ENABLED
+            return GradEffect.DISABLED
+        if qualified in torch_api.ENABLE_GRAD:
+            return GradEffect.ENABLED
+        if qualified in torch_api.SET_GRAD_ENABLED and called:
+            args = item.args  # type: ignore[union-attr]
+            ok, value = literal_value(args[0].value) if args else (False, None)
+            if not ok:
+                return GradEffect.UNKNOWN
+            return GradEffect.ENABLED if value else GradEffect.DISABLED
+        if is_decorator and torch_api.last_part(qualified) not in TRANSPARENT_DECORATORS:
+            return GradEffect.UNKNOWN
+        return None
+    if isinstance(symbol, ProjectFunction):
+        if _mentions_no_grad(symbol.context, symbol.graph.node):
+            return GradEffect.DISABLED
+        return None
+    if isinstance(symbol, ProjectClass):
+        return GradEffect.DISABLED if _mentions_no_grad(symbol.context, symbol.node) else None
+    if is_decorator:
+        name = dotted_name(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        if name is not None and name.rpartition(".")[2] in TRANSPARENT_DECORATORS:
+            return None
+        return GradEffect.UNKNOWN
+    if isinstance(item, cst.Name):
+        return GradEffect.UNKNOWN  # ``with ctx:`` where ctx may be a no-grad context
+    return None
+
+
+def _mentions_no_grad(context: "ModuleContext", node: cst.CSTNode) -> bool:
+    """Does a project context manager/decorator build a no-grad or inference-mode context?"""
+    cache_key = ("mentions_no_grad", node)
+    if cache_key not in context.cache:
+        found = False
+        stack = [node]
+        disabling = torch_api.NO_GRAD | torch_api.INFERENCE_MODE
+        while stack and not found:
+            current = stack.pop()
+            if isinstance(current, (cst.Name, cst.Attribute)):
+                if context.qualify(current) in disabling:
+                    found = True
+                continue
+            stack.extend(current.children)
+        context.cache[cache_key] = found
+    return context.cache[cache_key]  # type: ignore[return-value]
+
+
+def _is_lightning_hook(context: "ModuleContext", graph: FunctionGraph) -> bool:
+    if graph.class_name is None:
+        return False
+    name = graph.name.rpartition(".")[2]
+    if not torch_api.LIGHTNING_HOOKS.match(name):
+        return False
+    cls = context.class_of_graph(graph)
+    return cls is not None and context.is_lightning_class(cls)

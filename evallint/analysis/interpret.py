@@ -1,0 +1,536 @@
+"""Turn the steps of a function's graph into semantic operations (``ops.py``), once per function.
+
+Names are resolved through the module's imports (``th.no_grad`` is ``torch.no_grad``) and the
+project (``from utils import evaluate`` is a project function whose summary applies at the call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import libcst as cst
+
+from evallint.analysis import torch_api
+from evallint.analysis.keys import head, key_of
+from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction, Symbol
+from evallint.analysis.ops import (
+    BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward,
+    GradContextNotEntered, GradientUse, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
+    TrainingFlagAssigned, ValueKind,
+)
+from evallint.frontend.cfg import FunctionGraph, Step, StepKind
+from evallint.frontend.names import dotted_name
+
+# The pseudo-key under which a function's return value is tracked.
+RETURN_KEY = "<return>"
+MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
+CONTAINER_VIEWS = frozenset({"values", "items"})
+
+
+@dataclass
+class FunctionOps:
+    """The ops of every step of one function, in step order."""
+
+    graph: FunctionGraph
+    by_step: dict[Step, list[Op]]
+    # Keys assigned anywhere in the function (locals), for telling them from the caller's.
+    assigned: set[str] = field(default_factory=set)
+
+    def all(self) -> Iterator[Op]:
+        for ops in self.by_step.values():
+            yield from ops
+
+
+def function_ops(context: ModuleContext, graph: FunctionGraph) -> FunctionOps:
+    """The (cached) ops of ``graph``."""
+    cache_key = ("ops", graph)
+    cached = context.cache.get(cache_key)
+    if cached is None:
+        cached = _Interpreter(context, graph).run()
+        context.cache[cache_key] = cached
+    return cached  # type: ignore[return-value]
+
+
+def literal_value(node: cst.BaseExpression) -> tuple[bool, object]:
+    """(True, value) for str/int/float/bool/None literals, else (False, None)."""
+    if isinstance(node, cst.SimpleString):
+        return True, node.evaluated_value
+    if isinstance(node, cst.Integer):
+        return True, int(node.value.replace("_", ""), 0)
+    if isinstance(node, cst.Float):
+        return True, float(node.value.replace("_", ""))
+    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+        return True, {"True": True, "False": False, "None": None}[node.value]
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        ok, value = literal_value(node.expression)
+        if ok and isinstance(value, (int, float)):
+            return True, -value
+    return False, None
+
+
+class _Interpreter:
+    def __init__(self, context: ModuleContext, graph: FunctionGraph) -> None:
+        self.context = context
+        self.graph = graph
+        self.cls = context.class_of_graph(graph)
+        self.params = set(graph.param_names)
+        self.module_loop_names: set[str] = set()
+        self.local_classes: dict[str, Symbol] = {}
+        self.optimizer_keys: set[str] = set()
+        self.scheduler_keys: set[str] = set()
+        self.not_models: set[str] = set()
+        self.result = FunctionOps(graph, {})
+
+    def run(self) -> FunctionOps:
+        self.prescan()
+        for step in self.graph.steps():
+            self.current: list[Op] = []
+            self.step = step
+            self.interpret(step)
+            self.result.by_step[step] = self.current
+        return self.result
+
+    # -- prescan: flow-insensitive facts about keys (their classes, optimizers) --------------
+
+    def prescan(self) -> None:
+        assignments = list(self.assignments_in(self.graph))
+        if self.cls is not None:
+            init = self.context.find_method(self.cls, "__init__")
+            if init is not None and init.graph is not self.graph:
+                assignments += [(k, v, init.context) for k, v, _ in
+                                _Interpreter(init.context, init.graph).assignments_in(init.graph)
+                                if k.startswith("self.")]
+        for key, value, context in assignments:
+            self.result.assigned.add(key)
+            base = _strip_self_returning(value)
+            if not isinstance(base, cst.Call):
+                continue
+            symbol = context.resolve(base.func)
+            if isinstance(symbol, ProjectClass):
+                self.local_classes[key] = symbol
+                if not context.is_module_class(symbol) and not symbol.node.bases:
+                    self.not_models.add(key)
+            elif isinstance(symbol, External):
+                qualified = symbol.qualified
+                if qualified.startswith(torch_api.SCHEDULER_PREFIXES):
+                    self.scheduler_keys.add(key)
+                elif qualified.startswith(torch_api.OPTIMIZER_PREFIXES):
+                    self.optimizer_keys.add(key)
+                if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
+                        or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
+                    self.not_models.add(key)
+
+    def assignments_in(self, graph: FunctionGraph) -> Iterator[tuple[str, cst.BaseExpression, ModuleContext]]:
+        for step in graph.steps():
+            node = step.node
+            if isinstance(node, cst.Assign):
+                for target in node.targets:
+                    key = key_of(target.target)
+                    if key is not None:
+                        yield key, node.value, self.context
+            elif isinstance(node, cst.AnnAssign) and node.value is not None:
+                key = key_of(node.target)
+                if key is not None:
+                    yield key, node.value, self.context
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def emit(self, op: Op) -> None:
+        self.current.append(op)
+
+    def interpret(self, step: Step) -> None:
+        node = step.node
+        if step.kind is StepKind.LOOP_BIND:
+            self.loop_bind(node, step.extra)  # type: ignore[arg-type]
+        elif step.kind is StepKind.WITH_ITEM:
+            self.with_item(step.extra)  # type: ignore[arg-type]
+        elif step.kind in (StepKind.TEST, StepKind.LOOP_ITER):
+            self.expression(node)  # type: ignore[arg-type]
+        elif isinstance(node, cst.Expr):
+            self.expression_statement(node)
+        elif isinstance(node, cst.Assign):
+            self.expression(node.value)
+            for target in node.targets:
+                self.assign(target.target, node.value)
+        elif isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                self.expression(node.value)
+                self.assign(node.target, node.value)
+        elif isinstance(node, cst.AugAssign):
+            self.expression(node.value)
+            self.assign(node.target, None)
+        elif isinstance(node, cst.Return) and node.value is not None:
+            self.expression(node.value)
+            self.emit(self.bind(node, RETURN_KEY, node.value))
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            return
+        else:
+            for child in node.children:
+                if isinstance(child, cst.BaseExpression):
+                    self.expression(child)
+
+    def expression_statement(self, node: cst.Expr) -> None:
+        value = node.value
+        if isinstance(value, cst.Attribute) and value.attr.value in ("eval", "train"):
+            key = key_of(value.value)
+            if key is not None:
+                self.emit(BareModeReference(self.step, node, key, value.attr.value))
+                return
+        if isinstance(value, cst.Call):
+            qualified = self.context.qualify(value.func)
+            if qualified in torch_api.GRAD_CONTEXTS:
+                self.emit(GradContextNotEntered(self.step, node, qualified, called=True))
+            elif qualified in torch_api.SET_GRAD_ENABLED and value.args:
+                ok, enabled = literal_value(value.args[0].value)
+                self.emit(SetGradEnabled(self.step, node, bool(enabled) if ok else None))
+        self.expression(value)
+
+    def with_item(self, item: cst.WithItem) -> None:
+        expr = item.item
+        qualified = self.context.qualify(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else None
+        if qualified in torch_api.GRAD_CONTEXTS:
+            self.emit(GradContextNotEntered(self.step, expr, qualified, called=False))
+        self.expression(expr)
+        if item.asname is not None:
+            self.assign(item.asname.name, None)
+
+    def loop_bind(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
+        elements_of: str | None = None
+        element_keys: tuple[str, ...] = ()
+        inner = iterable
+        if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
+            method = inner.func.attr.value
+            receiver = key_of(inner.func.value)
+            if method in MODULE_ITERATORS:
+                for name in _names_in(target):
+                    self.module_loop_names.add(name)
+            elif method in CONTAINER_VIEWS and receiver is not None:
+                elements_of = receiver
+        elif isinstance(inner, (cst.List, cst.Tuple)):
+            keys = [key_of(el.value) for el in inner.elements]
+            if keys and all(k is not None for k in keys):
+                element_keys = tuple(k for k in keys if k is not None)
+        elif key_of(inner) is not None:
+            elements_of = key_of(inner)
+        # ``for name, m in d.items()`` binds the element to the last name of the tuple.
+        element_target = target
+        if isinstance(target, (cst.Tuple, cst.List)) and target.elements:
+            for el in target.elements[:-1]:
+                self.assign(el.value, None)
+            element_target = target.elements[-1].value
+        key = key_of(element_target)
+        if key is None:
+            self.assign(element_target, None)
+            return
+        self.result.assigned.add(key)
+        if element_keys:
+            self.emit(Bind(self.step, element_target, key, ValueKind.ALIAS,
+                           elements_of="|".join(element_keys)))
+        elif elements_of is not None:
+            self.emit(Bind(self.step, element_target, key, ValueKind.ALIAS, elements_of=elements_of))
+        else:
+            self.emit(Bind(self.step, element_target, key, ValueKind.UNKNOWN))
+
+    # -- assignments -----------------------------------------------------------------------
+
+    def assign(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self.assign(element.value, None)
+            return
+        if isinstance(target, cst.StarredElement):
+            self.assign(target.value, None)
+            return
+        if isinstance(target, cst.Attribute) and target.attr.value == "training":
+            key = key_of(target.value)
+            if key is not None and value is not None:
+                self.emit(TrainingFlagAssigned(self.step, target, key, value,
+                                               in_module_loop=head(key) in self.module_loop_names))
+            return
+        if isinstance(target, cst.Attribute) and target.attr.value == "requires_grad":
+            self.emit(GradientUse(self.step, target))
+            return
+        key = key_of(target)
+        if key is None:
+            return
+        self.result.assigned.add(key)
+        self.emit(self.bind(target, key, value))
+
+    def bind(self, target: cst.CSTNode, key: str, value: cst.BaseExpression | None) -> Bind:
+        if value is None:
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        base = _strip_self_returning(value)
+        if isinstance(base, cst.Attribute) and base.attr.value == "training":
+            source = key_of(base.value)
+            if source is not None:
+                return Bind(self.step, target, key, ValueKind.CAPTURE, source=source)
+        source = key_of(base)
+        if source is not None and self.context.resolve(base) is None:
+            return Bind(self.step, target, key, ValueKind.ALIAS, source=source)
+        if not isinstance(base, cst.Call):
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        return self.bind_call(target, key, base)
+
+    def bind_call(self, target: cst.CSTNode, key: str, call: cst.Call) -> Bind:
+        func = call.func
+        from_pretrained = isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained"
+        symbol = self.context.resolve(func.value if from_pretrained else func)  # type: ignore[union-attr]
+        if from_pretrained:
+            return self.bind_pretrained(target, key, symbol, call)
+        if isinstance(symbol, ProjectClass):
+            if self.context.is_module_class(symbol):
+                return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN,
+                            model_class=symbol)
+            if not symbol.node.bases:
+                return Bind(self.step, target, key, ValueKind.NOT_MODEL)
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        if isinstance(symbol, ProjectFunction):
+            calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
+            if calls:
+                return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        if not isinstance(symbol, External):
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        qualified = symbol.qualified
+        first = _first_argument(call)
+        if qualified in torch_api.DEEPCOPY and first is not None and key_of(first) is not None:
+            return Bind(self.step, call, key, ValueKind.COPY, source=key_of(first))
+        if qualified in torch_api.MODULE_WRAPPERS and first is not None:
+            inner = _strip_self_returning(first)
+            if key_of(inner) is not None:
+                return Bind(self.step, target, key, ValueKind.ALIAS, source=key_of(inner))
+            if isinstance(inner, cst.Call):
+                return self.bind_call(target, key, inner)
+        if qualified in torch_api.TORCH_LOAD:
+            return Bind(self.step, call, key, ValueKind.FRESH, Mode.UNKNOWN)
+        if qualified.startswith(torch_api.SCHEDULER_PREFIXES):
+            return Bind(self.step, target, key, ValueKind.NOT_MODEL)
+        if qualified.startswith(torch_api.OPTIMIZER_PREFIXES):
+            return Bind(self.step, target, key, ValueKind.OPTIMIZER, params=_parameter_owners(call))
+        if torch_api.FRAMEWORK_OBJECTS.match(qualified) or qualified in torch_api.GRAD_SCALERS:
+            return Bind(self.step, target, key, ValueKind.NOT_MODEL)
+        if torch_api.is_torch_nn_class(qualified):
+            is_model = torch_api.nn_layer_is_model(qualified)
+            if is_model is False:
+                return Bind(self.step, target, key, ValueKind.NOT_MODEL)
+            return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN, model_class=qualified)
+        if torch_api.FACTORY_TRAIN_MODE.match(qualified) and qualified not in torch_api.NOT_FACTORIES:
+            return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN, model_class=qualified)
+        return Bind(self.step, target, key, ValueKind.UNKNOWN)
+
+    def bind_pretrained(self, target: cst.CSTNode, key: str, owner: Symbol | None,
+                        call: cst.Call) -> Bind:
+        if isinstance(owner, ProjectClass):
+            is_model = self.context.is_module_class(owner)
+            name = owner.qualname
+        elif isinstance(owner, External):
+            name = torch_api.last_part(owner.qualified)
+            is_model = bool(torch_api.PRETRAINED_MODEL_CLASS.search(name)) and \
+                not torch_api.PRETRAINED_NOT_MODEL.search(name)
+        else:
+            return Bind(self.step, target, key, ValueKind.UNKNOWN)
+        if is_model:
+            return Bind(self.step, call, key, ValueKind.FRESH, Mode.EVAL, model_class=name)
+        return Bind(self.step, target, key, ValueKind.NOT_MODEL)
+
+    # -- expressions and calls ---------------------------------------------------------------
+
+    def expression(self, node: cst.BaseExpression) -> None:
+        """Emit the ops of every call in ``node``, in evaluation order (arguments first)."""
+        for call in _calls_in(node):
+            self.call(call)
+
+    def call(self, call: cst.Call) -> None:
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            if self.method_call(call, func):
+                return
+        symbol = self.context.resolve(func) if not isinstance(func, cst.Call) else None
+        if symbol is None and isinstance(func, cst.Name) and self.graph.name != "<module>":
+            symbol = self.context.lookup_local(f"{self.graph.name}.<locals>.{func.value}")
+        if isinstance(symbol, ProjectFunction):
+            self.emit(self.project_call(call, symbol, receiver=None))
+            return
+        if isinstance(symbol, External):
+            self.external_call(call, symbol.qualified)
+            return
+        if symbol is None:
+            key = key_of(func)
+            if key is not None and key not in self.not_models:
+                self.emit(Forward(self.step, call, key))
+
+    def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
+        """Handle ``receiver.method(...)``; False when it should be treated as a plain call."""
+        method = func.attr.value
+        receiver = key_of(func.value)
+        if method == "backward":
+            self.emit(Backward(self.step, call))
+            return True
+        if method == "requires_grad_":
+            self.emit(GradientUse(self.step, call))
+            return True
+        if receiver is None:
+            return False
+        if self.context.imports.is_imported(func.value):
+            return False  # ``torch.x(...)``, ``utils.evaluate(...)``: a module attribute
+        project_method = self.resolve_method(receiver, method)
+        if project_method is not None:
+            self.emit(self.project_call(call, project_method, receiver=receiver))
+            return True
+        if receiver in self.not_models:
+            return True
+        if method in ("train", "eval"):
+            self.mode_call(call, receiver, method)
+            return True
+        if method == "step":
+            self.step_call(call, receiver)
+            return True
+        if method == "forward":
+            self.emit(Forward(self.step, call, receiver))
+            return True
+        return True
+
+    def resolve_method(self, receiver: str, method: str) -> ProjectFunction | None:
+        if receiver == "self" and self.cls is not None:
+            return self.context.find_method(self.cls, method)
+        cls = self.local_classes.get(receiver)
+        if cls is not None and isinstance(cls, ProjectClass):
+            return cls.context.find_method(cls, method)
+        return None
+
+    def mode_call(self, call: cst.Call, receiver: str, method: str) -> None:
+        args = call.args
+        if method == "eval":
+            if args:
+                self.emit(BadModeArgument(self.step, call, receiver, method))
+            else:
+                self.emit(SetMode(self.step, call, receiver, Mode.EVAL))
+            return
+        if not args:
+            self.emit(SetMode(self.step, call, receiver, Mode.TRAIN))
+            return
+        if len(args) > 1 or (args[0].keyword is not None and args[0].keyword.value != "mode") \
+                or args[0].star:
+            return  # xgb.train(params, d), w2v.train(docs, epochs=5): not a module
+        value = args[0].value
+        ok, literal = literal_value(value)
+        if ok:
+            if isinstance(literal, (str, int, float)) and not isinstance(literal, bool):
+                self.emit(BadModeArgument(self.step, call, receiver, method))
+            self.emit(SetMode(self.step, call, receiver, Mode.TRAIN if literal else Mode.EVAL))
+        elif isinstance(value, cst.Name):
+            self.emit(SetMode(self.step, call, receiver, Mode.UNKNOWN, restore_var=value.value))
+        else:
+            self.emit(SetMode(self.step, call, receiver, Mode.UNKNOWN))
+
+    def step_call(self, call: cst.Call, receiver: str) -> None:
+        if receiver in self.scheduler_keys or (receiver not in self.optimizer_keys
+                                               and torch_api.SCHEDULER_NAME.search(receiver)):
+            return
+        if torch_api.SCALER_NAME.search(receiver) and call.args:
+            self.emit(OptimizerStep(self.step, call, key_of(call.args[0].value)))
+            return
+        if receiver in self.optimizer_keys or torch_api.OPTIMIZER_NAME.search(receiver.rpartition(".")[2]):
+            self.emit(OptimizerStep(self.step, call, receiver))
+
+    def external_call(self, call: cst.Call, qualified: str) -> None:
+        if qualified in torch_api.AUTOGRAD_GRAD:
+            self.emit(GradientUse(self.step, call))
+        elif qualified in torch_api.AUTOGRAD_BACKWARD:
+            self.emit(Backward(self.step, call))
+        elif qualified in torch_api.EXPORT_FUNCTIONS:
+            model = _first_argument(call, "model", "mod", "f")
+            key = key_of(model) if model is not None else None
+            if key is not None:
+                self.emit(Export(self.step, call, key, qualified, _requests_eval(call)))
+
+    def project_call(self, call: cst.Call, target: ProjectFunction, receiver: str | None) -> Call:
+        names = target.graph.param_names
+        is_method = target.graph.class_name is not None and names[:1] in (["self"], ["cls"])
+        positional = names[1:] if is_method and (receiver is not None) else names
+        op = Call(self.step, call, target, receiver=receiver)
+        index = 0
+        for arg in call.args:
+            if arg.star:
+                break
+            if arg.keyword is not None:
+                name = arg.keyword.value
+            elif index < len(positional):
+                name = positional[index]
+                index += 1
+            else:
+                continue
+            op.arguments[name] = key_of(arg.value)
+            ok, literal = literal_value(arg.value)
+            if ok:
+                op.literals[name] = literal
+            if isinstance(arg.value, (cst.List, cst.Tuple)):
+                keys = tuple(k for k in (key_of(el.value) for el in arg.value.elements) if k)
+                if keys:
+                    op.element_arguments[name] = keys
+        return op
+
+
+def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
+    """Calls inside ``node`` in evaluation order; lambda bodies and nested defs are skipped."""
+    calls: list[cst.Call] = []
+
+    def visit(current: cst.CSTNode) -> None:
+        if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            return
+        for child in current.children:
+            visit(child)
+        if isinstance(current, cst.Call):
+            calls.append(current)
+
+    visit(node)
+    return calls
+
+
+def _names_in(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for el in node.elements for n in _names_in(el.value)]
+    return []
+
+
+def _strip_self_returning(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``Net().to(device).eval()`` -> ``Net()``: methods that return the module itself."""
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
+            node.func.attr.value in torch_api.SELF_RETURNING_METHODS | {"train", "eval"}:
+        node = node.func.value
+    return node
+
+
+def _first_argument(call: cst.Call, *keywords: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value in keywords:
+            return arg.value
+    for arg in call.args:
+        if arg.keyword is None and not arg.star:
+            return arg.value
+    return None
+
+
+def _requests_eval(call: cst.Call) -> bool:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "training":
+            text = dotted_name(arg.value) or ""
+            return text.endswith("EVAL") or (isinstance(arg.value, cst.Name) and arg.value.value == "False")
+    return False
+
+
+def _parameter_owners(call: cst.Call) -> tuple[str, ...] | None:
+    """Keys ``m`` of every ``m.parameters()`` given to an optimizer; None if none is visible."""
+    owners: list[str] = []
+    for inner in _calls_in(call):
+        if inner is call:
+            continue
+        func = inner.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("parameters", "named_parameters"):
+            key = key_of(func.value)
+            if key is not None:
+                owners.append(key)
+    return tuple(dict.fromkeys(owners)) or None

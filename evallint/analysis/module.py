@@ -1,0 +1,152 @@
+"""One module of the project: its graphs, and resolution of names to project functions/classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+import libcst as cst
+
+from evallint.analysis import torch_api
+from evallint.frontend.cfg import FunctionGraph, build_graphs
+from evallint.frontend.names import ImportMap, dotted_name
+from evallint.frontend.source import SourceModule
+
+if TYPE_CHECKING:
+    from evallint.analysis.project import Project
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectFunction:
+    context: "ModuleContext"
+    graph: FunctionGraph
+
+
+@dataclass(frozen=True, eq=False)
+class ProjectClass:
+    context: "ModuleContext"
+    qualname: str
+    node: cst.ClassDef
+
+
+@dataclass(frozen=True)
+class External:
+    """A name from outside the project, by its qualified name (``torch.nn.Linear``)."""
+
+    qualified: str
+
+
+Symbol = Union[ProjectFunction, ProjectClass, External]
+
+
+class ModuleContext:
+    """A parsed module with its import aliases, graphs and name resolution."""
+
+    def __init__(self, project: "Project", file: Path, source: SourceModule) -> None:
+        self.project = project
+        self.file = file
+        self.source = source
+        self.imports = ImportMap.from_module(source.module)
+        graphs = build_graphs(source.module)
+        self.graphs = graphs.functions
+        self.functions = {graph.name: graph for graph in graphs.functions}
+        self.classes = graphs.classes
+        self._class_facts: dict[tuple[str, str], bool] = {}
+        # Filled by the analysis: per-graph interpretation and summaries.
+        self.cache: dict[object, object] = {}
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    def qualify(self, node: cst.BaseExpression) -> str | None:
+        return self.imports.qualify(node)
+
+    def resolve(self, node: cst.BaseExpression | str) -> Symbol | None:
+        """What a name or dotted expression refers to: a project function/class, or external."""
+        dotted = node if isinstance(node, str) else dotted_name(node)
+        if dotted is None:
+            return None
+        head = dotted.partition(".")[0]
+        if head not in self.imports.names:
+            return self.lookup_local(dotted)
+        imported = self.imports.names[head]
+        qualified = self.imports.qualify_dotted(dotted)
+        found = self.project.resolve_module(self.file, qualified.lstrip("."), imported.level)
+        if found is not None:
+            file, rest = found
+            target = self.project.context_for_file(file)
+            if target is not None and rest:
+                symbol = target.lookup_local(".".join(rest))
+                if symbol is not None:
+                    return symbol
+                # ``from pkg import name`` where pkg/__init__ re-exports name from a submodule.
+                if rest[0] in target.imports.names and target is not self:
+                    return target.resolve(".".join(rest))
+        return External(qualified.lstrip(".") if not imported.level else qualified)
+
+    def lookup_local(self, qualname: str) -> Symbol | None:
+        graph = self.functions.get(qualname)
+        if graph is not None:
+            return ProjectFunction(self, graph)
+        node = self.classes.get(qualname)
+        if node is not None:
+            return ProjectClass(self, qualname, node)
+        return None
+
+    # -- classes ---------------------------------------------------------------------------
+
+    def bases(self, cls: ProjectClass) -> list[Symbol]:
+        found: list[Symbol] = []
+        for arg in cls.node.bases:
+            symbol = cls.context.resolve(arg.value)
+            if symbol is not None:
+                found.append(symbol)
+        return found
+
+    def class_matches(self, cls: ProjectClass, externals: frozenset[str], prefix: str = "",
+                      _seen: frozenset = frozenset()) -> bool:
+        """Does ``cls`` derive (through project classes) from one of ``externals``/``prefix``?"""
+        key = (cls.qualname, ",".join(sorted(externals)) + prefix)
+        cached = cls.context._class_facts.get(key)
+        if cached is not None:
+            return cached
+        result = False
+        if id(cls.node) not in _seen:
+            for base in self.bases(cls):
+                if isinstance(base, External):
+                    if base.qualified in externals or (prefix and base.qualified.startswith(prefix)):
+                        result = True
+                elif isinstance(base, ProjectClass):
+                    result = base.context.class_matches(base, externals, prefix, _seen | {id(cls.node)})
+                if result:
+                    break
+        cls.context._class_facts[key] = result
+        return result
+
+    def is_module_class(self, cls: ProjectClass) -> bool:
+        return self.class_matches(cls, torch_api.MODULE_BASES)
+
+    def is_lightning_class(self, cls: ProjectClass) -> bool:
+        return self.class_matches(cls, torch_api.LIGHTNING_BASES)
+
+    def find_method(self, cls: ProjectClass, method: str,
+                    _seen: frozenset = frozenset()) -> ProjectFunction | None:
+        """The method ``method`` of ``cls`` or of its project base classes."""
+        graph = cls.context.functions.get(f"{cls.qualname}.{method}")
+        if graph is not None:
+            return ProjectFunction(cls.context, graph)
+        if id(cls.node) in _seen:
+            return None
+        for base in self.bases(cls):
+            if isinstance(base, ProjectClass):
+                found = base.context.find_method(base, method, _seen | {id(cls.node)})
+                if found is not None:
+                    return found
+        return None
+
+    def class_of_graph(self, graph: FunctionGraph) -> ProjectClass | None:
+        if graph.class_name is None:
+            return None
+        return ProjectClass(self, graph.class_name, self.classes[graph.class_name])

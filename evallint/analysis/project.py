@@ -1,0 +1,95 @@
+"""The linted project: its root, import resolution to files on disk, and a cache of modules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from evallint.frontend.source import ParseFailure, SourceModule
+
+if TYPE_CHECKING:
+    from evallint.analysis.module import ModuleContext
+
+
+def find_root(paths: Iterable[Path]) -> Path:
+    """The folder with ``pyproject.toml``, else the git root, else the common folder of paths."""
+    resolved = [p.resolve() for p in paths] or [Path.cwd().resolve()]
+    folders = [p if p.is_dir() else p.parent for p in resolved]
+    common = Path(os.path.commonpath([str(f) for f in folders]))
+    for marker in ("pyproject.toml", ".git"):
+        for folder in (common, *common.parents):
+            if (folder / marker).exists():
+                return folder
+    return common
+
+
+class Project:
+    """Import resolution and parsed modules, shared by all files linted in one process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._contexts: dict[Path, "ModuleContext | None"] = {}
+        self._module_files: dict[tuple[Path, str], Path | None] = {}
+
+    @classmethod
+    def for_paths(cls, paths: Iterable[Path]) -> "Project":
+        return cls(find_root(paths))
+
+    def add_source(self, source: SourceModule, file: Path) -> "ModuleContext":
+        """Register a parsed file being linted (its text may come from stdin or a notebook)."""
+        from evallint.analysis.module import ModuleContext
+
+        context = ModuleContext(self, file.resolve(), source)
+        self._contexts[file.resolve()] = context
+        return context
+
+    def context_for_file(self, file: Path) -> "ModuleContext | None":
+        """The module at ``file``, parsed once per process; None if it cannot be read or parsed."""
+        file = file.resolve()
+        if file in self._contexts:
+            return self._contexts[file]
+        from evallint.analysis.module import ModuleContext
+
+        context: ModuleContext | None = None
+        try:
+            text = file.read_text(encoding="utf-8")
+            context = ModuleContext(self, file, SourceModule.parse(str(file), text))
+        except (OSError, UnicodeDecodeError, ParseFailure, RecursionError):
+            context = None
+        self._contexts[file] = context
+        return context
+
+    def resolve_module(self, from_file: Path, dotted: str, level: int) -> tuple[Path, list[str]] | None:
+        """The project file that ``dotted`` (imported from ``from_file``) names, and the rest.
+
+        ``utils.evaluate`` -> (``.../utils.py``, ["evaluate"]). Searched beside the importing file,
+        at the project root and in ``root/src``; relative imports from the importing package.
+        """
+        parts = [p for p in dotted.split(".") if p]
+        if level:
+            base = from_file.parent
+            for _ in range(level - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            bases = list(dict.fromkeys([from_file.parent, self.root, self.root / "src"]))
+        for base in bases:
+            for cut in range(len(parts), -1 if level else 0, -1):
+                candidate = self._module_file(base, ".".join(parts[:cut]))
+                if candidate is not None:
+                    return candidate, parts[cut:]
+        return None
+
+    def _module_file(self, base: Path, dotted: str) -> Path | None:
+        key = (base, dotted)
+        if key not in self._module_files:
+            relative = Path(*dotted.split(".")) if dotted else Path()
+            found = None
+            for candidate in (base / relative.with_suffix(".py") if dotted else None,
+                              base / relative / "__init__.py"):
+                if candidate is not None and candidate.is_file():
+                    found = candidate
+                    break
+            self._module_files[key] = found
+        return self._module_files[key]

@@ -1,0 +1,118 @@
+"""What evallint knows about PyTorch and the libraries around it, by qualified name."""
+
+from __future__ import annotations
+
+import re
+
+# -- grad-mode context managers and functions -----------------------------------------------
+NO_GRAD = frozenset({"torch.no_grad", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"})
+INFERENCE_MODE = frozenset({"torch.inference_mode", "torch.autograd.grad_mode.inference_mode"})
+ENABLE_GRAD = frozenset({"torch.enable_grad", "torch.autograd.enable_grad",
+                         "torch.autograd.grad_mode.enable_grad"})
+SET_GRAD_ENABLED = frozenset({"torch.set_grad_enabled", "torch.autograd.set_grad_enabled",
+                              "torch.autograd.grad_mode.set_grad_enabled"})
+GRAD_CONTEXTS = NO_GRAD | INFERENCE_MODE | ENABLE_GRAD
+AUTOGRAD_GRAD = frozenset({"torch.autograd.grad", "torch.autograd.functional.jacobian",
+                           "torch.autograd.functional.hessian", "torch.func.grad",
+                           "torch.func.vjp", "torch.func.jacrev", "torch.func.jacfwd"})
+AUTOGRAD_BACKWARD = frozenset({"torch.autograd.backward"})
+
+# -- exports (EL104) ------------------------------------------------------------------------
+EXPORT_FUNCTIONS = frozenset({
+    "torch.jit.trace", "torch.jit.trace_module", "torch.export.export", "torch.onnx.export",
+    "torch.ao.quantization.fuse_modules", "torch.quantization.fuse_modules",
+    "torch.ao.quantization.fuse_modules.fuse_modules", "torch.quantization.fuse_modules.fuse_modules",
+})
+
+# -- model construction ---------------------------------------------------------------------
+MODULE_BASES = frozenset({
+    "torch.nn.Module", "torch.nn.modules.module.Module", "pytorch_lightning.LightningModule",
+    "lightning.LightningModule", "lightning.pytorch.LightningModule", "pl.LightningModule",
+    "transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel",
+    "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
+})
+LIGHTNING_BASES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule",
+                             "lightning.pytorch.LightningModule", "pytorch_lightning.core.LightningModule",
+                             "lightning.pytorch.core.LightningModule"})
+# Hooks of a LightningModule: the framework switches modes and grad around them.
+LIGHTNING_HOOKS = re.compile(
+    r"^(training_step|validation_step|test_step|predict_step|forward|configure_optimizers"
+    r"|(training|validation|test|predict)_(step_end|epoch_end)|on_\w+)$")
+
+# torch.nn layers whose forward depends on ``training`` (or that hold arbitrary submodules).
+MODE_DEPENDENT_LAYERS = re.compile(
+    r"^(Dropout\w*|AlphaDropout|FeatureAlphaDropout|BatchNorm\w*|SyncBatchNorm|InstanceNorm\w*"
+    r"|LazyBatchNorm\w*|LazyInstanceNorm\w*|RNN|LSTM|GRU|Transformer\w*|MultiheadAttention"
+    r"|Sequential|ModuleList|ModuleDict|RNNBase)$")
+# torch.nn built-ins that never change with the mode (not models by themselves).
+MODE_FREE_LAYERS = re.compile(
+    r"^(Linear|Bilinear|LazyLinear|Identity|Conv\w*|LazyConv\w*|ConvTranspose\w*|Embedding\w*"
+    r"|LayerNorm|GroupNorm|RMSNorm|LocalResponseNorm|\w*Pool\w*|Upsample\w*|PixelShuffle"
+    r"|PixelUnshuffle|Flatten|Unflatten|ReLU\w*|LeakyReLU|PReLU|ELU|SELU|CELU|GELU|SiLU|Mish"
+    r"|Sigmoid|Tanh|Softmax\w*|LogSoftmax|Softplus|Softsign|Hardtanh|Hardswish|Hardsigmoid"
+    r"|Threshold|GLU|LogSigmoid|Tanhshrink|Softshrink|Hardshrink|\w*Pad\w*|Fold|Unfold"
+    r"|ChannelShuffle|CosineSimilarity|PairwiseDistance|Parameter\w*)$")
+LOSS = re.compile(r"^\w*Loss$")
+
+FACTORY_TRAIN_MODE = re.compile(
+    r"^(torchvision\.models\.([a-z_]+\.)?[a-z]\w*"
+    r"|timm\.create_model|timm\.models\.create_model|torch\.hub\.load"
+    r"|segmentation_models_pytorch\.\w+)$")
+NOT_FACTORIES = frozenset({"torchvision.models.get_weight", "torchvision.models.list_models",
+                           "torchvision.models.get_model_weights", "torch.hub.list", "torch.hub.help"})
+
+# ``X.from_pretrained(...)`` returns a model (in eval mode) only for model classes.
+PRETRAINED_MODEL_CLASS = re.compile(r"(^AutoModel\w*$|\w+For\w+$|\w*Model$|^PreTrainedModel$)")
+PRETRAINED_NOT_MODEL = re.compile(r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor)\w*$")
+
+TORCH_LOAD = frozenset({"torch.load", "torch.jit.load"})
+DEEPCOPY = frozenset({"copy.deepcopy"})
+# Wrappers that return the same module (or one that shares its ``training`` flag).
+MODULE_WRAPPERS = frozenset({
+    "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+    "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.DDP",
+    "torch.compile", "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
+    "torch.distributed.fsdp.FullyShardedDataParallel",
+})
+# Methods of nn.Module that return ``self``.
+SELF_RETURNING_METHODS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16",
+                                    "type", "requires_grad_", "share_memory", "to_empty", "apply",
+                                    "xpu", "ipu", "mps"})
+
+# -- optimizers, schedulers, backward -------------------------------------------------------
+OPTIMIZER_PREFIXES = ("torch.optim.", "apex.optimizers.", "bitsandbytes.optim.", "timm.optim.",
+                      "transformers.AdamW", "transformers.Adafactor", "torch_optimizer.")
+SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "transformers.get_", "transformers.optimization.get_",
+                      "timm.scheduler.")
+OPTIMIZER_NAME = re.compile(r"(^|_)(opt|optim|optimizer|optimiser)s?(_|\d|$)|optimizer|optimiser",
+                            re.IGNORECASE)
+SCHEDULER_NAME = re.compile(r"sched|lr_|warmup|swa", re.IGNORECASE)
+GRAD_SCALERS = frozenset({"torch.cuda.amp.GradScaler", "torch.amp.GradScaler",
+                          "torch.cpu.amp.GradScaler", "torch.GradScaler"})
+SCALER_NAME = re.compile(r"scaler", re.IGNORECASE)
+
+# -- objects built from framework classes are never models ----------------------------------
+FRAMEWORK_OBJECTS = re.compile(
+    r"^(transformers\.(\w+\.)*\w*Trainer|transformers\.TrainingArguments|trl\.\w+"
+    r"|pytorch_lightning\.Trainer|lightning\.(pytorch\.)?Trainer|lightning\.Fabric"
+    r"|ignite\.engine\.\w+|accelerate\.Accelerator|xgboost\.\w+|lightgbm\.\w+|gensim\.\w+"
+    r"|sklearn\.\w+|gym\.\w+|gymnasium\.\w+|keras\.\w+|tensorflow\.\w+)")
+
+
+def last_part(qualified: str) -> str:
+    return qualified.rpartition(".")[2]
+
+
+def is_torch_nn_class(qualified: str) -> bool:
+    return qualified.startswith(("torch.nn.", "nn.")) and qualified.count(".") <= 3 \
+        and last_part(qualified)[:1].isupper() and not qualified.startswith("torch.nn.functional")
+
+
+def nn_layer_is_model(qualified: str) -> bool | None:
+    """For a ``torch.nn`` class: True if mode-dependent, False if mode-free, None if unknown."""
+    name = last_part(qualified)
+    if MODE_DEPENDENT_LAYERS.match(name):
+        return True
+    if MODE_FREE_LAYERS.match(name) or LOSS.match(name) or name in ("Module",):
+        return False
+    return None

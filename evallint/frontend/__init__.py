@@ -1,0 +1,1 @@
+"""Front end: source text to LibCST module, import aliases, and per-function control-flow graphs."""

@@ -1,0 +1,62 @@
+"""A parsed source file: text, LibCST module, and positions computed only when reported."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from evallint.diagnostics import Span
+
+# What a file must mention for any rule to react to it. Files without a match are never parsed.
+RELEVANT_TEXT = re.compile(
+    r"torch|\.(?:eval|train)\b|\.training\b|no_grad|inference_mode|set_grad_enabled|enable_grad"
+    r"|backward|from_pretrained|timm|lightning"
+)
+
+
+def may_be_relevant(text: str) -> bool:
+    """Cheap textual pre-filter: False means no rule can fire and nothing here affects a mode."""
+    return RELEVANT_TEXT.search(text) is not None
+
+
+class ParseFailure(Exception):
+    """The file is not valid Python; carries the 1-based position of the error."""
+
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(eq=False)
+class SourceModule:
+    """One parsed file. ``path`` is as the user gave it (or as found on disk for imports)."""
+
+    path: str
+    text: str
+    module: cst.Module
+    _positions: dict | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, path: str, text: str) -> "SourceModule":
+        try:
+            module = cst.parse_module(text)
+        except cst.ParserSyntaxError as error:
+            raise ParseFailure(error.message, error.raw_line, error.raw_column + 1) from error
+        return cls(path=path, text=text, module=module)
+
+    def span_of(self, node: cst.CSTNode) -> Span:
+        """1-based, end-exclusive span of ``node``; positions are computed on first use only."""
+        if self._positions is None:
+            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
+            self._positions = wrapper.resolve(PositionProvider)
+        code_range = self._positions[node]
+        return Span(code_range.start.line, code_range.start.column + 1,
+                    code_range.end.line, code_range.end.column + 1)
+
+    def code_for(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)

@@ -1,0 +1,57 @@
+"""Lint one file: parse, analyse, run the selected rules; never raises for a bad file."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from evallint.analysis.file_analysis import FileAnalysis
+from evallint.analysis.project import Project
+from evallint.diagnostics import Diagnostic, Severity, Span
+from evallint.frontend.source import ParseFailure, SourceModule, may_be_relevant
+from evallint.rules import rule_by_code
+from evallint.rules.base import Rule, RuleContext, RuleSettings
+
+
+def lint_source(path: str, text: str, project: Project, rules: Sequence[type[Rule]],
+                settings: RuleSettings = RuleSettings(), file: Path | None = None) -> list[Diagnostic]:
+    """Findings of ``rules`` in ``text`` (shown as ``path``; ``file`` locates it in the project).
+
+    A file that does not parse gives EL001; an unexpected error gives EL000 naming the exception.
+    """
+    try:
+        source = SourceModule.parse(path, text)
+    except ParseFailure as failure:
+        return [meta_diagnostic("EL001", path, f"cannot parse: {failure.message}",
+                                Span(failure.line, failure.column, failure.line, failure.column))]
+    except RecursionError:
+        return [meta_diagnostic("EL001", path, "cannot parse: nesting too deep", Span(1, 1, 1, 1))]
+    if not may_be_relevant(text):
+        return []
+    try:
+        context = project.add_source(source, file or Path(path))
+        analysis = FileAnalysis(context)
+        ctx = RuleContext(analysis, settings)
+        found: list[Diagnostic] = []
+        for rule_class in rules:
+            if rule_class.always_on:
+                continue
+            found.extend(rule_class().check(ctx))
+        return sorted(set(found), key=Diagnostic.sort_key)
+    except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        message = (f"internal error: {type(error).__name__}: {error} "
+                   f"(at {Path(where.filename).name}:{where.lineno}); please report this file")
+        return [meta_diagnostic("EL000", path, message, Span(1, 1, 1, 1))]
+
+
+def meta_diagnostic(code: str, path: str, message: str, span: Span) -> Diagnostic:
+    rule = rule_by_code()[code]
+    return Diagnostic(code=code, name=rule.name, message=message, severity=Severity.ERROR,
+                      path=path, span=span)
+
+
+def decode(data: bytes) -> str:
+    """Source bytes to text (UTF-8, BOM allowed); raises UnicodeDecodeError."""
+    return data.decode("utf-8-sig")

@@ -1,0 +1,45 @@
+"""The rule registry: every module ``elNNN_*.py`` in this package defines one rule class.
+
+The registry is the single source for ``evallint rules``, ``evallint rule CODE``, selection,
+SARIF metadata and the generated docs. Adding a rule is adding one file here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from functools import lru_cache
+
+from evallint.rules.base import Rule
+
+_RULE_MODULE = re.compile(r"^el\d{3}_\w+$")
+
+
+@lru_cache(maxsize=None)
+def all_rules() -> tuple[type[Rule], ...]:
+    """Every rule class, sorted by code."""
+    found: list[type[Rule]] = []
+    for info in pkgutil.iter_modules(__path__):
+        if not _RULE_MODULE.match(info.name):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Rule) and value is not Rule \
+                    and value.__module__ == module.__name__:
+                found.append(value)
+    codes = [rule.code for rule in found]
+    duplicates = {code for code in codes if codes.count(code) > 1}
+    if duplicates:
+        raise RuntimeError(f"rule codes defined twice: {sorted(duplicates)}")
+    return tuple(sorted(found, key=lambda rule: rule.code))
+
+
+def rule_by_code() -> dict[str, type[Rule]]:
+    """Map of code (``EL101``) to rule class."""
+    return {rule.code: rule for rule in all_rules()}
+
+
+def rule_by_name() -> dict[str, type[Rule]]:
+    """Map of kebab-case name (``eval-mode-leaks-into-training``) to rule class."""
+    return {rule.name: rule for rule in all_rules()}

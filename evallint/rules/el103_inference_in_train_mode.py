@@ -1,0 +1,90 @@
+"""EL103: evaluation or inference runs while the model is known to be in train mode."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from evallint.analysis.ops import Call, Forward, Mode, Op
+from evallint.diagnostics import Diagnostic
+from evallint.rules.base import Rule, RuleContext
+from evallint.rules.helpers import (
+    code_of, describe_origin, known_origins, linted_functions, related_for, severity_for,
+)
+
+
+class InferenceInTrainMode(Rule):
+    code = "EL103"
+    name = "inference-in-train-mode"
+    summary = "The model runs evaluation or inference while it is in train mode"
+    what_it_does = (
+        "Finds forward calls made for evaluation or inference (inside a no-grad region, or in a "
+        "function or loop with no training step) on a model known to be in train mode: freshly "
+        "constructed or loaded and never `.eval()`'d, or after `.train()` with no `.eval()` in "
+        "between. A model whose mode is unknown (a function parameter) is not reported."
+    )
+    why_bad = (
+        "In train mode Dropout randomly zeroes activations and BatchNorm normalises with the "
+        "statistics of the current batch (and updates its running averages). Predictions are "
+        "noisy and depend on the batch; metrics are wrong."
+    )
+    INVALID = (
+        '''import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.Linear(16, 2))
+model.load_state_dict(torch.load("model.pt"))
+with torch.no_grad():
+    preds = model(batch)  # EL103: still in train mode
+''',
+    )
+    VALID = (
+        '''import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.Linear(16, 2))
+model.load_state_dict(torch.load("model.pt"))
+model.eval()
+with torch.no_grad():
+    preds = model(batch)
+''',
+    )
+
+    def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
+        current = ctx.analysis.context
+        for analysis in linted_functions(ctx.analysis):
+            seen: set[tuple[object, str]] = set()
+            for op, key in _inference_uses(analysis):
+                trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
+                if not trains:
+                    continue
+                group = (op.step.loop, key)
+                if group in seen:
+                    continue
+                seen.add(group)
+                severity, notes = severity_for(analysis, key)
+                how = "runs inference" if isinstance(op, Forward) else \
+                    f"is used for inference by `{code_of(current, op.node)}`"
+                yield ctx.diagnostic(
+                    self, op.node,
+                    f"`{key}` {how} while in train mode (from {describe_origin(trains[0], current)}); "
+                    f"call `{key}.eval()` first",
+                    related=tuple(related_for(trains[0], "train mode from here")),
+                    severity=severity, notes=notes)
+
+
+def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
+    """Forward calls for inference, and calls of functions that run inference on an argument."""
+    uses: list[tuple[Op, str]] = []
+    for op in analysis.ops_of(Forward):
+        if analysis.is_inference(op):
+            uses.append((op, op.key))
+    for op in analysis.ops_of(Call):
+        summary = analysis.summary_of(op)
+        if summary is None or not summary.inferred_at_entry:
+            continue
+        for callee_key in sorted(summary.inferred_at_entry):
+            for part in analysis.parts(op):
+                for key in analysis.map_key(callee_key, op, part):
+                    uses.append((op, key))
+    uses.sort(key=lambda use: use[0].step.order)
+    yield from uses

@@ -1,0 +1,148 @@
+"""Pieces several rules share: describing where a mode came from, severity, grouping."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import libcst as cst
+
+from evallint.analysis import torch_api
+from evallint.analysis.dataflow import FunctionAnalysis
+from evallint.analysis.file_analysis import FileAnalysis
+from evallint.analysis.module import External, ModuleContext, ProjectClass
+from evallint.analysis.ops import Bind, Call, Mode, Op, SetMode, ValueKind
+from evallint.analysis.state import Fact, Origin
+from evallint.diagnostics import Severity
+from evallint.frontend.cfg import Loop
+
+
+def display_path(context: ModuleContext) -> str:
+    path = context.path
+    if os.path.isabs(path):
+        try:
+            relative = os.path.relpath(path)
+            if not relative.startswith(".."):
+                return relative
+        except ValueError:
+            pass
+    return path
+
+
+def where(context: ModuleContext, node: cst.CSTNode, current: ModuleContext) -> str:
+    line = context.source.span_of(node).line
+    return f"line {line}" if context is current else f"{display_path(context)}:{line}"
+
+
+def code_of(context: ModuleContext, node: cst.CSTNode) -> str:
+    text = context.source.code_for(node).strip()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_origin(origin: Origin, current: ModuleContext) -> str:
+    """``model.eval() at line 12`` or ``validate(...) at line 40 (model.eval() at utils.py:8)``."""
+    text = f"`{code_of(origin.context, _call_node(origin.op))}` at {where(origin.context, origin.op.node, current)}"
+    inner = origin.innermost()
+    if inner is not origin:
+        text += f" ({'`' + code_of(inner.context, inner.op.node) + '`'} at {where(inner.context, inner.op.node, current)})"
+    return text
+
+
+def _call_node(op: Op) -> cst.CSTNode:
+    return op.node
+
+
+def related_for(origin: Origin, note: str) -> list[tuple[ModuleContext, cst.CSTNode, str]]:
+    """Related locations of a fact: the call on the way and where the mode was set."""
+    related = []
+    current: Origin | None = origin
+    while current is not None:
+        if current.via is None:
+            related.append((current.context, current.op.node, note))
+        else:
+            related.append((current.context, current.op.node, "called here"))
+        current = current.via
+    return [(context.source, node, text) for context, node, text in related]
+
+
+def origins(facts: Iterable[Fact], mode: Mode) -> list[Origin]:
+    found = [f.origin for f in facts if f.mode is mode and f.origin is not None]
+    return sorted(found, key=lambda o: (o.op.step.order, id(o.op)))
+
+
+def known_origins(facts: Iterable[Fact], mode: Mode) -> list[Origin]:
+    """Origins of ``mode`` that the analysis saw happen (not an unknown load)."""
+    return [o for o in origins(facts, mode) if not (
+        isinstance(o.innermost().op, Bind) and o.innermost().op.mode is Mode.UNKNOWN)]
+
+
+def loop_group(op: Op, training_loops: set[Loop]) -> Loop | None:
+    """The outermost enclosing loop that has no training step (None: the function body)."""
+    for loop in op.step.loops:
+        if loop not in training_loops:
+            return loop
+    return None
+
+
+def is_mode_override(analysis: FunctionAnalysis) -> bool:
+    """A ``def train(self, mode=True)`` override of an nn.Module: exempt from every rule."""
+    graph = analysis.graph
+    if graph.class_name is None or not graph.name.endswith(".train"):
+        return False
+    cls = analysis.context.class_of_graph(graph)
+    return cls is not None and analysis.context.is_module_class(cls)
+
+
+def linted_functions(file: FileAnalysis) -> list[FunctionAnalysis]:
+    return [a for a in file.functions if not is_mode_override(a)]
+
+
+def severity_for(analysis: FunctionAnalysis, key: str) -> tuple[Severity, tuple[str, ...]]:
+    """Warning when the model's class is in the project and has no mode-dependent layer."""
+    classes = set()
+    for fa in (analysis,):
+        for op in fa.ops_of(Bind):
+            if op.kind is ValueKind.FRESH and op.key == key and op.model_class is not None:
+                classes.add(op.model_class)
+    if classes and all(isinstance(c, ProjectClass) and mode_free(c) for c in classes):
+        names = ", ".join(sorted(c.qualname for c in classes))  # type: ignore[union-attr]
+        return Severity.WARNING, (
+            f"{names} has no Dropout, BatchNorm or other mode-dependent layer, so this has no "
+            "effect today; it will once such a layer is added",)
+    return Severity.ERROR, ()
+
+
+def mode_free(cls: ProjectClass, _seen: frozenset[int] = frozenset()) -> bool:
+    """Does a project nn.Module class contain only layers whose behaviour ignores the mode?"""
+    if id(cls.node) in _seen:
+        return True
+    context = cls.context
+    stack: list[cst.CSTNode] = [cls.node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if not isinstance(node, cst.Call):
+            continue
+        symbol = context.resolve(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+        if isinstance(symbol, ProjectClass):
+            if context.is_module_class(symbol) and not mode_free(symbol, _seen | {id(cls.node)}):
+                return False
+        elif isinstance(symbol, External):
+            qualified = symbol.qualified
+            name = torch_api.last_part(qualified)
+            if qualified.startswith("torch.nn.functional.") and "dropout" in name:
+                return False
+            if torch_api.is_torch_nn_class(qualified):
+                if torch_api.nn_layer_is_model(qualified) is not False:
+                    return False
+            elif name[:1].isupper() and not qualified.startswith(("torch.", "typing.")):
+                return False  # an unknown class: may be a submodule with dropout
+    return True
+
+
+def is_training_call(analysis: FunctionAnalysis, op: Op) -> bool:
+    return isinstance(op, Call) and bool((s := analysis.summary_of(op)) and s.trains)
+
+
+def is_mode_call(op: Op, mode: Mode) -> bool:
+    return isinstance(op, SetMode) and op.mode is mode
