@@ -214,6 +214,8 @@ class FunctionAnalysis:
         return part.set_facts(op.key, frozenset({Fact(op.mode, self.origin(op))}))
 
     def apply_bind(self, op: Bind, part: Part) -> Part:
+        if op.kind is ValueKind.ALIAS and op.source == op.key:
+            return part  # ``model = model.train()``: the same object
         source_facts = part.facts(op.source) if op.source is not None else None
         source_key = part.canonical_str(op.source) if op.source is not None else None
         part = self.drop_assumptions_part(part.rebind(op.key), op.key)

@@ -6,6 +6,7 @@ project (``from utils import evaluate`` is a project function whose summary appl
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -24,6 +25,7 @@ from evallint.frontend.names import dotted_name
 
 # The pseudo-key under which a function's return value is tracked.
 RETURN_KEY = "<return>"
+BUILTIN_NAMES = frozenset(dir(builtins))
 MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
 CONTAINER_VIEWS = frozenset({"values", "items"})
 
@@ -357,7 +359,7 @@ class _Interpreter:
             return
         if symbol is None:
             key = key_of(func)
-            if key is not None and key not in self.not_models:
+            if key is not None and key not in self.not_models and key not in BUILTIN_NAMES:
                 self.emit(Forward(self.step, call, key))
 
     def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
@@ -389,7 +391,7 @@ class _Interpreter:
         if method == "forward":
             self.emit(Forward(self.step, call, receiver))
             return True
-        return True
+        return False  # ``self.model(x)``: a forward call if the attribute is a model
 
     def resolve_method(self, receiver: str, method: str) -> ProjectFunction | None:
         if receiver == "self" and self.cls is not None:

@@ -23,8 +23,11 @@ def key_of(node: cst.BaseExpression) -> str | None:
         index = node.slice[0].slice
         if isinstance(index, cst.Index) and isinstance(index.value, (cst.SimpleString, cst.Integer)):
             base = key_of(node.value)
+            literal = index.value
             if base is not None:
-                return f"{base}[{index.value.value}]"
+                text = repr(literal.evaluated_value) if isinstance(literal, cst.SimpleString) \
+                    else literal.value
+                return f"{base}[{text}]"
     return None
 
 

@@ -213,20 +213,24 @@ class _GraphBuilder:
         block.steps.append(Step(kind, node, self.loop, self.region, extra, len(self.step_order)))
         self.step_order.append(node)
 
-    def may_raise(self, block: Block) -> None:
-        if self.jumps.handlers:
-            block.link(self.jumps.handlers[-1])
+    def may_raise(self, block: Block) -> Block:
+        """Inside a try: the handlers can see the state here; later steps go in a new block."""
+        if not self.jumps.handlers:
+            return block
+        block.link(self.jumps.handlers[-1])
+        following = self.new_block()
+        block.link(following)
+        return following
 
     def statement(self, node: cst.BaseStatement, block: Block) -> Block | None:
-        self.may_raise(block)
+        block = self.may_raise(block)
         if isinstance(node, cst.SimpleStatementLine):
             for small in node.body:
                 result = self.small_statement(small, block)
                 if result is None:
                     return None
                 block = result
-            self.may_raise(block)
-            return block
+            return self.may_raise(block)
         handler = getattr(self, f"stmt_{type(node).__name__}", None)
         if handler is None:
             raise NotImplementedError(f"statement {type(node).__name__}")
@@ -288,7 +292,8 @@ class _GraphBuilder:
             end.link(after)
         return after if after.has_predecessors else None
 
-    def loop_body(self, node: cst.For | cst.While, head: Block, after: Block) -> None:
+    def loop_body(self, node: cst.For | cst.While, head: Block, after: Block,
+                  entry: Block | None = None) -> None:
         saved_loop, saved_jumps = self.loop, self.jumps
         self.loop = Loop(node, saved_loop)
         self.jumps = _Jumps(after, head, saved_jumps.handlers, saved_jumps.finallies,
@@ -300,6 +305,8 @@ class _GraphBuilder:
         else:
             self.add(body, StepKind.LOOP_BIND, node.target, extra=node.iter)
             head.link(body)
+            if _runs_at_least_once(node.iter):
+                entry.link(body)
         end = self.statements(_suite(node.body), body)
         if end is not None:
             end.link(head)
@@ -308,9 +315,10 @@ class _GraphBuilder:
     def stmt_For(self, node: cst.For, block: Block) -> Block | None:
         self.add(block, StepKind.LOOP_ITER, node.iter)
         head = self.new_block()
-        block.link(head)
+        if not _runs_at_least_once(node.iter):
+            block.link(head)
         after = self.new_block()
-        self.loop_body(node, head, after)
+        self.loop_body(node, head, after, entry=block)
         return self.loop_else(node, head, after, None)
 
     def stmt_While(self, node: cst.While, block: Block) -> Block | None:
@@ -359,7 +367,9 @@ class _GraphBuilder:
         self.jumps = _Jumps(saved.break_to, saved.continue_to, list(saved.handlers),
                             inner.finallies, saved.loop_depth)
         if end is not None and node.orelse is not None:
-            end = self.statements(_suite(node.orelse.body), end)
+            else_block = self.new_block()  # a new block: the try's exception edges end before it
+            end.link(else_block)
+            end = self.statements(_suite(node.orelse.body), else_block)
         normal_ends = [end] if end is not None else []
         catches_all = False
         for handler in node.handlers:
@@ -434,6 +444,15 @@ def _suite(body: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
     if isinstance(body, cst.IndentedBlock):
         return body.body
     return [cst.SimpleStatementLine(body=body.body)]  # type: ignore[union-attr]
+
+
+def _runs_at_least_once(iterable: cst.BaseExpression) -> bool:
+    """A for loop is taken to run at least once (unless it iterates an empty literal): the
+    paths that skip a training or evaluation loop entirely only blur what the loop does, e.g.
+    ``for m in models.values(): m.eval()`` must leave every model in eval mode."""
+    if isinstance(iterable, (cst.List, cst.Tuple, cst.Set, cst.Dict)):
+        return bool(iterable.elements)
+    return True
 
 
 def _is_broad_exception(node: cst.BaseExpression) -> bool:

@@ -146,3 +146,33 @@ def is_training_call(analysis: FunctionAnalysis, op: Op) -> bool:
 
 def is_mode_call(op: Op, mode: Mode) -> bool:
     return isinstance(op, SetMode) and op.mode is mode
+
+
+def model_evidence(analysis: FunctionAnalysis) -> set[str]:
+    """Keys the function itself shows to be models: mode calls, construction, optimizers."""
+    cache_key = ("model_evidence", analysis)
+    cache = analysis.context.cache
+    if cache_key not in cache:
+        keys: set[str] = set()
+        for op in analysis.ops.all():
+            if isinstance(op, SetMode):
+                keys.add(op.key)
+            elif isinstance(op, Bind) and op.kind is ValueKind.FRESH:
+                keys.add(op.key)
+            elif isinstance(op, Bind) and op.kind is ValueKind.OPTIMIZER and op.params:
+                keys.update(op.params)
+        cache[cache_key] = keys
+    return cache[cache_key]  # type: ignore[return-value]
+
+
+def is_model_key(analysis: FunctionAnalysis, op: Op, key: str, settings) -> bool:
+    """Is ``key`` a model at ``op``: by what the analysis saw, or by a configured name?"""
+    last = key.rpartition(".")[2]
+    if key in settings.model_names or last in settings.model_names:
+        return True
+    if any(f.origin is not None and f.mode is not Mode.ENTRY for f in analysis.facts(op, key)):
+        return True
+    if key == "self":
+        cls = analysis.context.class_of_graph(analysis.graph)
+        return cls is not None and analysis.context.is_module_class(cls)
+    return key in model_evidence(analysis)
