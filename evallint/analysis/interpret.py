@@ -365,7 +365,7 @@ class _Interpreter:
     def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
         """Handle ``receiver.method(...)``; False when it should be treated as a plain call."""
         method = func.attr.value
-        receiver = key_of(func.value)
+        receiver = key_of(_strip_self_returning(func.value))  # ``m.to(device).train()``
         if method == "backward":
             self.emit(Backward(self.step, call))
             return True

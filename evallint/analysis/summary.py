@@ -29,6 +29,7 @@ class Summary:
     trained_at_entry: frozenset[str]  # keys trained while in the mode the caller left them in
     forwarded: frozenset[str]  # keys called forward outside no-grad
     inferred_at_entry: frozenset[str]  # keys run for inference in the caller's mode
+    inferred_without_grad: frozenset[str]  # ... of which under no-grad (inference wherever called)
 
 
 _IN_PROGRESS = object()
@@ -115,10 +116,13 @@ def _build(analysis: FunctionAnalysis) -> Summary:
                     any(f.mode is Mode.ENTRY for f in analysis.facts(step, key)):
                 trained.add(key)
     inferred: set[str] = set()
+    without_grad: set[str] = set()
     for op in analysis.ops_of(Forward):
         if is_external_key(analysis, op.key) and analysis.is_inference(op) and \
                 any(f.mode is Mode.ENTRY for f in analysis.facts(op, op.key)):
             inferred.add(op.key)
+            if analysis.grad_disabled(op):
+                without_grad.add(op.key)
     return Summary(
         exit_modes=exit_modes,
         returns=returns if any(f.mode is not Mode.ENTRY for f in returns) else None,
@@ -127,4 +131,5 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         forwarded=frozenset(k for k in analysis.forwarded_outside_no_grad()
                             if is_external_key(analysis, k)),
         inferred_at_entry=frozenset(inferred),
+        inferred_without_grad=frozenset(without_grad),
     )

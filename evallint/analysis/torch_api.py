@@ -51,7 +51,7 @@ MODE_FREE_LAYERS = re.compile(
     r"|PixelUnshuffle|Flatten|Unflatten|ReLU\w*|LeakyReLU|PReLU|ELU|SELU|CELU|GELU|SiLU|Mish"
     r"|Sigmoid|Tanh|Softmax\w*|LogSoftmax|Softplus|Softsign|Hardtanh|Hardswish|Hardsigmoid"
     r"|Threshold|GLU|LogSigmoid|Tanhshrink|Softshrink|Hardshrink|\w*Pad\w*|Fold|Unfold"
-    r"|ChannelShuffle|CosineSimilarity|PairwiseDistance|Parameter\w*)$")
+    r"|ChannelShuffle|CosineSimilarity|PairwiseDistance|Parameter\w*|RNNCell|LSTMCell|GRUCell)$")
 LOSS = re.compile(r"^\w*Loss$")
 
 FACTORY_TRAIN_MODE = re.compile(

@@ -80,9 +80,12 @@ def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
             uses.append((op, op.key))
     for op in analysis.ops_of(Call):
         summary = analysis.summary_of(op)
-        if summary is None or not summary.inferred_at_entry:
+        if summary is None:
             continue
-        for callee_key in sorted(summary.inferred_at_entry):
+        # A callee's no-grad forward is inference wherever it is called; one that is inference
+        # only because the callee has no training step may feed a loss that the caller trains on.
+        keys = summary.inferred_at_entry if analysis.is_inference(op) else summary.inferred_without_grad
+        for callee_key in sorted(keys):
             for part in analysis.parts(op):
                 for key in analysis.map_key(callee_key, op, part):
                     uses.append((op, key))
