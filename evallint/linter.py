@@ -9,7 +9,7 @@ from typing import Sequence
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.project import Project
 from evallint.diagnostics import Diagnostic, Severity, Span
-from evallint.frontend.source import ParseFailure, SourceModule, may_be_relevant
+from evallint.frontend.source import ParseFailure, may_be_relevant
 from evallint.rules import rule_by_code
 from evallint.rules.base import Rule, RuleContext, RuleSettings
 
@@ -21,7 +21,7 @@ def lint_source(path: str, text: str, project: Project, rules: Sequence[type[Rul
     A file that does not parse gives EL001; an unexpected error gives EL000 naming the exception.
     """
     try:
-        source = SourceModule.parse(path, text)
+        context = project.context_for_source(path, text, file or Path(path))
     except ParseFailure as failure:
         return [meta_diagnostic("EL001", path, f"cannot parse: {failure.message}",
                                 Span(failure.line, failure.column, failure.line, failure.column))]
@@ -30,7 +30,6 @@ def lint_source(path: str, text: str, project: Project, rules: Sequence[type[Rul
     if not may_be_relevant(text):
         return []
     try:
-        context = project.add_source(source, file or Path(path))
         analysis = FileAnalysis(context)
         ctx = RuleContext(analysis, settings)
         found: list[Diagnostic] = []

@@ -7,14 +7,13 @@ from evallint.analysis.dataflow import analyze_function
 from evallint.analysis.ops import Forward, Mode, OptimizerStep
 from evallint.analysis.project import Project
 from evallint.analysis.summary import summarize
-from evallint.frontend.source import SourceModule
 
 
 def context_for(tmp_path: Path, code: str, name: str = "mod.py"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(code))
     project = Project(tmp_path)
-    return project.add_source(SourceModule.parse(str(path), path.read_text()), path)
+    return project.context_for_source(str(path), path.read_text(), path)
 
 
 def modes_at(analysis, op_type, key, index=0) -> set[Mode]:

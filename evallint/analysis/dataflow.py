@@ -13,6 +13,7 @@ import libcst as cst
 from evallint.analysis.grad import GradEffect, lexical_grad
 from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
 from evallint.analysis.keys import head, is_within, rebase
+from evallint.analysis.module import ProjectClass
 from evallint.analysis.ops import (
     Backward, Bind, Call, Forward, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
     TrainingFlagAssigned, ValueKind,
@@ -22,6 +23,7 @@ from evallint.analysis.state import (
 )
 from evallint.frontend.cfg import Block, Condition, FunctionGraph, Loop, Region, StepKind
 from evallint.frontend.names import dotted_name
+from evallint.frontend.nodes import child_nodes
 
 if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext
@@ -53,7 +55,7 @@ def _names(node: cst.CSTNode) -> set[str]:
             if dotted is not None:
                 found.add(dotted.partition(".")[0])
                 continue
-        stack.extend(current.children)
+        stack.extend(child_nodes(current))
     return found
 
 
@@ -69,6 +71,7 @@ class FunctionAnalysis:
         self.op_parts: dict[Op, tuple[Part, ...]] = {}
         self.exit_parts: tuple[Part, ...] = ()
         self.summaries: dict[Call, "Summary"] = {}
+        self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
 
     # -- set-up ----------------------------------------------------------------------------
@@ -79,7 +82,7 @@ class FunctionAnalysis:
         self.condition_names: dict[str, set[str]] = {}
         for step in self.graph.steps():
             if step.kind is StepKind.TEST:
-                text, _ = condition_key(step.node, True, self.context)  # type: ignore[arg-type]
+                text, _ = self.condition_key(step.node, True)  # type: ignore[arg-type]
                 texts[text] = texts.get(text, 0) + 1
                 self.condition_names.setdefault(text, _names(step.node))
         self.tracked = {text for text, count in texts.items() if count > 1}
@@ -88,6 +91,12 @@ class FunctionAnalysis:
         for text in self.tracked:
             for name in self.condition_names[text]:
                 self.texts_by_name.setdefault(name, set()).add(text)
+
+    def condition_key(self, test: cst.BaseExpression, value: bool) -> tuple[str, bool]:
+        cached = self._condition_keys.get(test)
+        if cached is None:
+            cached = self._condition_keys[test] = condition_key(test, True, self.context)
+        return cached[0], cached[1] if value else not cached[1]
 
     def initial_grad(self) -> str:
         return Grad.ENABLED if self.graph.is_module else Grad.ENTRY
@@ -150,7 +159,7 @@ class FunctionAnalysis:
         decided = self.decide(condition.test)
         if decided is not None:
             return state if decided == condition.value else {}
-        text, value = condition_key(condition.test, condition.value, self.context)
+        text, value = self.condition_key(condition.test, condition.value)
         if text not in self.tracked:
             return state
         result: FlowState = {}
@@ -221,7 +230,12 @@ class FunctionAnalysis:
         part = self.drop_assumptions_part(part.rebind(op.key), op.key)
         kind = op.kind
         if kind is ValueKind.FRESH:
-            return part.set_facts(op.key, frozenset({Fact(op.mode, self.origin(op))}))
+            mode = op.mode
+            if isinstance(op.model_class, ProjectClass):
+                from evallint.analysis.summary import constructed_mode
+
+                mode = constructed_mode(op.model_class)
+            return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
         if kind is ValueKind.ALIAS:
             aliases = dict(part.aliases)
             if op.elements_of is not None:
@@ -245,10 +259,7 @@ class FunctionAnalysis:
             if summary is not None and summary.returns:
                 return part.set_facts(op.key, self.map_facts(summary.returns, op.call, part, None))
             return part
-        if kind in (ValueKind.UNKNOWN, ValueKind.CALL_RESULT) and op.key != RETURN_KEY \
-                and not self.graph.is_module:
-            return part.set_facts(op.key, frozenset({Fact(Mode.UNKNOWN, None)}))
-        return part
+        return part  # rebound to something unknown: no facts (the same as unknown)
 
     def drop_assumptions_part(self, part: Part, key: str) -> Part:
         texts = self.texts_by_name.get(head(key))

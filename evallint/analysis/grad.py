@@ -12,6 +12,7 @@ from evallint.analysis.interpret import literal_value
 from evallint.analysis.module import External, ProjectClass, ProjectFunction
 from evallint.frontend.cfg import FunctionGraph, Region
 from evallint.frontend.names import dotted_name
+from evallint.frontend.nodes import child_nodes
 
 if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext
@@ -114,7 +115,7 @@ def _mentions_no_grad(context: "ModuleContext", node: cst.CSTNode) -> bool:
                 if context.qualify(current) in disabling:
                     found = True
                 continue
-            stack.extend(current.children)
+            stack.extend(child_nodes(current))
         context.cache[cache_key] = found
     return context.cache[cache_key]  # type: ignore[return-value]
 

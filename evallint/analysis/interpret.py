@@ -22,6 +22,7 @@ from evallint.analysis.ops import (
 )
 from evallint.frontend.cfg import FunctionGraph, Step, StepKind
 from evallint.frontend.names import dotted_name
+from evallint.frontend.nodes import child_nodes
 
 # The pseudo-key under which a function's return value is tracked.
 RETURN_KEY = "<return>"
@@ -168,7 +169,7 @@ class _Interpreter:
         elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             return
         else:
-            for child in node.children:
+            for child in child_nodes(node):
                 if isinstance(child, cst.BaseExpression):
                     self.expression(child)
 
@@ -380,13 +381,13 @@ class _Interpreter:
         if project_method is not None:
             self.emit(self.project_call(call, project_method, receiver=receiver))
             return True
+        if method == "step":
+            self.step_call(call, receiver)  # also ``scaler.step(optimizer)``: not a model
+            return True
         if receiver in self.not_models:
             return True
         if method in ("train", "eval"):
             self.mode_call(call, receiver, method)
-            return True
-        if method == "step":
-            self.step_call(call, receiver)
             return True
         if method == "forward":
             self.emit(Forward(self.step, call, receiver))
@@ -481,7 +482,7 @@ def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
     def visit(current: cst.CSTNode) -> None:
         if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
             return
-        for child in current.children:
+        for child in child_nodes(current):
             visit(child)
         if isinstance(current, cst.Call):
             calls.append(current)

@@ -36,12 +36,19 @@ class Project:
     def for_paths(cls, paths: Iterable[Path]) -> "Project":
         return cls(find_root(paths))
 
-    def add_source(self, source: SourceModule, file: Path) -> "ModuleContext":
-        """Register a parsed file being linted (its text may come from stdin or a notebook)."""
+    def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
+        """The module for a file being linted, shown as ``path``; its text may come from stdin
+        or a notebook. A module already parsed for an import is reused when the text is the
+        same. Raises ParseFailure."""
         from evallint.analysis.module import ModuleContext
 
-        context = ModuleContext(self, file.resolve(), source)
-        self._contexts[file.resolve()] = context
+        file = file.resolve()
+        context = self._contexts.get(file)
+        if context is not None and context.source.text == text:
+            context.source.path = path
+            return context
+        context = ModuleContext(self, file, SourceModule.parse(path, text))
+        self._contexts[file] = context
         return context
 
     def context_for_file(self, file: Path) -> "ModuleContext | None":

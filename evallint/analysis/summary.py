@@ -18,7 +18,7 @@ from evallint.analysis.state import ENTRY, Fact
 from evallint.frontend.cfg import FunctionGraph, StepKind
 
 if TYPE_CHECKING:
-    from evallint.analysis.module import ModuleContext
+    from evallint.analysis.module import ModuleContext, ProjectClass
 
 
 @dataclass(frozen=True)
@@ -133,3 +133,50 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         inferred_at_entry=frozenset(inferred),
         inferred_without_grad=frozenset(without_grad),
     )
+
+
+def constructed_mode(cls: "ProjectClass") -> Mode:
+    """The mode of a new instance of a project nn.Module class, as its ``__init__`` leaves it.
+
+    Train mode, unless ``__init__`` switches ``self`` (EVAL), or holds submodules it switched or
+    was given (a wrapper such as ``AutoShape(model)``: the mode of its parts is not its own).
+    """
+    from evallint.analysis.ops import Bind, ValueKind
+
+    cache_key = ("constructed_mode", cls.node)
+    cache = cls.context.cache
+    if cache_key in cache:
+        return cache[cache_key]  # type: ignore[return-value]
+    cache[cache_key] = Mode.TRAIN  # recursion: a class built inside its own __init__
+    mode = Mode.TRAIN
+    init = cls.context.find_method(cls, "__init__")
+    if init is not None:
+        analysis = analyze_function(init.context, init.graph)
+        for part in analysis.exit_parts:
+            for key, facts in part.modes.items():
+                if key != "self" and not key.startswith("self."):
+                    continue
+                modes = {f.mode for f in facts if f.origin is not None}
+                if key == "self" and Mode.EVAL in modes:
+                    mode = Mode.EVAL
+                elif modes & {Mode.EVAL, Mode.UNKNOWN} and mode is Mode.TRAIN:
+                    mode = Mode.UNKNOWN
+        # Submodules it was given or loaded (not built), that its methods call forward.
+        given = {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
+                 and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)}
+        if given and mode is Mode.TRAIN and _calls_forward(cls, given):
+            mode = Mode.UNKNOWN
+    cache[cache_key] = mode
+    return mode
+
+
+def _calls_forward(cls: "ProjectClass", keys: set[str]) -> bool:
+    from evallint.analysis.interpret import function_ops
+
+    prefix = f"{cls.qualname}."
+    for name, graph in cls.context.functions.items():
+        if name.startswith(prefix) and graph.class_name == cls.qualname:
+            if any(isinstance(op, Forward) and op.key in keys
+                   for op in function_ops(cls.context, graph).all()):
+                return True
+    return False

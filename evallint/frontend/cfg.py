@@ -463,3 +463,4 @@ def _decorator_region(func: cst.FunctionDef) -> Region | None:
     if not func.decorators:
         return None
     return Region(tuple(d.decorator for d in func.decorators), func, None, is_decorator=True)
+

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from evallint.frontend.nodes import child_nodes
+
 
 def dotted_name(node: cst.BaseExpression) -> str | None:
     """``a.b.c`` for a Name/Attribute chain, else None."""
@@ -44,8 +46,19 @@ class ImportMap:
 
     @classmethod
     def from_module(cls, module: cst.Module) -> "ImportMap":
+        """Collect imports from statement bodies only (expressions are never walked)."""
         imports = cls()
-        module.visit(_ImportCollector(imports.names))
+        stack: list[cst.CSTNode] = list(module.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, cst.SimpleStatementLine):
+                for small in node.body:
+                    if isinstance(small, cst.Import):
+                        imports._add_import(small)
+                    elif isinstance(small, cst.ImportFrom):
+                        imports._add_import_from(small)
+            elif isinstance(node, cst.BaseCompoundStatement):
+                stack.extend(_bodies(node))
         return imports
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
@@ -66,16 +79,7 @@ class ImportMap:
         base = "." * imported.level + imported.qualified
         return f"{base}.{rest}" if rest else base
 
-    def is_imported(self, node: cst.BaseExpression) -> bool:
-        dotted = dotted_name(node)
-        return dotted is not None and dotted.partition(".")[0] in self.names
-
-
-class _ImportCollector(cst.CSTVisitor):
-    def __init__(self, names: dict[str, ImportedName]) -> None:
-        self.names = names
-
-    def visit_Import(self, node: cst.Import) -> bool:
+    def _add_import(self, node: cst.Import) -> None:
         for alias in node.names:
             full = module_name_of(alias.name)
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
@@ -83,11 +87,10 @@ class _ImportCollector(cst.CSTVisitor):
             else:
                 head = full.partition(".")[0]
                 self.names[head] = ImportedName(head)
-        return False
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+    def _add_import_from(self, node: cst.ImportFrom) -> None:
         if isinstance(node.names, cst.ImportStar):
-            return False
+            return
         level = len(node.relative)
         base = module_name_of(node.module) if node.module is not None else ""
         for alias in node.names:
@@ -96,8 +99,19 @@ class _ImportCollector(cst.CSTVisitor):
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
             self.names[local] = ImportedName(f"{base}.{name}" if base else name, level)
-        return False
 
-    # Imports are statements; nothing inside expressions can be one.
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
-        return any(isinstance(s, (cst.Import, cst.ImportFrom)) for s in node.body)
+    def is_imported(self, node: cst.BaseExpression) -> bool:
+        dotted = dotted_name(node)
+        return dotted is not None and dotted.partition(".")[0] in self.names
+
+
+def _bodies(node: cst.BaseCompoundStatement) -> list[cst.CSTNode]:
+    """The statements directly inside a compound statement (all of its suites)."""
+    found: list[cst.CSTNode] = []
+    for child in child_nodes(node):
+        if isinstance(child, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+            found.extend(child.body)
+        elif isinstance(child, (cst.Else, cst.Finally, cst.ExceptHandler, cst.ExceptStarHandler,
+                                cst.MatchCase, cst.If)):
+            found.extend(_bodies(child) if not isinstance(child, cst.If) else [child])
+    return found

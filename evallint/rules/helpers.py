@@ -15,6 +15,7 @@ from evallint.analysis.ops import Bind, Call, Mode, Op, SetMode, ValueKind
 from evallint.analysis.state import Fact, Origin
 from evallint.diagnostics import Severity
 from evallint.frontend.cfg import Loop
+from evallint.frontend.nodes import child_nodes
 
 
 def display_path(context: ModuleContext) -> str:
@@ -120,7 +121,7 @@ def mode_free(cls: ProjectClass, _seen: frozenset[int] = frozenset()) -> bool:
     stack: list[cst.CSTNode] = [cls.node]
     while stack:
         node = stack.pop()
-        stack.extend(node.children)
+        stack.extend(child_nodes(node))
         if not isinstance(node, cst.Call):
             continue
         symbol = context.resolve(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
