@@ -18,31 +18,35 @@ def lint_source(path: str, text: str, project: Project, rules: Sequence[type[Rul
                 settings: RuleSettings = RuleSettings(), file: Path | None = None) -> list[Diagnostic]:
     """Findings of ``rules`` in ``text`` (shown as ``path``; ``file`` locates it in the project).
 
-    A file that does not parse gives EL001; an unexpected error gives EL000 naming the exception.
+    A file that mentions nothing any rule reacts to is not parsed. A file that does not parse
+    gives EL001; an unexpected error gives EL000 naming the exception.
     """
-    try:
-        context = project.context_for_source(path, text, file or Path(path))
-    except ParseFailure as failure:
-        return [meta_diagnostic("EL001", path, f"cannot parse: {failure.message}",
-                                Span(failure.line, failure.column, failure.line, failure.column))]
-    except RecursionError:
-        return [meta_diagnostic("EL001", path, "cannot parse: nesting too deep", Span(1, 1, 1, 1))]
     if not may_be_relevant(text):
         return []
     try:
-        analysis = FileAnalysis(context)
-        ctx = RuleContext(analysis, settings)
+        try:
+            context = project.context_for_source(path, text, file or Path(path))
+        except ParseFailure as failure:
+            return [meta_diagnostic("EL001", path, f"cannot parse: {failure.message}",
+                                    Span(failure.line, failure.column, failure.line, failure.column))]
+        except RecursionError:
+            return [meta_diagnostic("EL001", path, "cannot parse: nesting too deep", Span(1, 1, 1, 1))]
+        ctx = RuleContext(FileAnalysis(context), settings)
         found: list[Diagnostic] = []
         for rule_class in rules:
-            if rule_class.always_on:
-                continue
-            found.extend(rule_class().check(ctx))
+            if not rule_class.emitted_by_driver:
+                found.extend(rule_class().check(ctx))
         return sorted(set(found), key=Diagnostic.sort_key)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        message = (f"internal error: {type(error).__name__}: {error} "
-                   f"(at {Path(where.filename).name}:{where.lineno}); please report this file")
-        return [meta_diagnostic("EL000", path, message, Span(1, 1, 1, 1))]
+        return [internal_error(path, error)]
+
+
+def internal_error(path: str, error: BaseException) -> Diagnostic:
+    """EL000 for ``path``, naming the exception and where evallint raised it."""
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+    return meta_diagnostic("EL000", path, f"internal error: {type(error).__name__}: {error}{at}; "
+                                          "please report this file", Span(1, 1, 1, 1))
 
 
 def meta_diagnostic(code: str, path: str, message: str, span: Span) -> Diagnostic:

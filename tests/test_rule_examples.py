@@ -14,7 +14,7 @@ EXAMPLES += [(rule.code, "valid", i, code) for rule in all_rules() for i, code i
 @pytest.mark.parametrize("code,kind,index,snippet", EXAMPLES,
                          ids=[f"{c}-{k}-{i}" for c, k, i, _ in EXAMPLES])
 def test_example(tmp_path, code, kind, index, snippet):
-    result = found(lint_snippet(tmp_path, snippet))
+    result = found(lint_snippet(tmp_path, snippet, extra_codes=(code,)))
     assert result == expected_findings(snippet)
     if kind == "invalid":
         assert any(c == code for c, _ in result), f"{code} example must be flagged"

@@ -53,6 +53,8 @@ class ModuleContext:
         self.functions = {graph.name: graph for graph in graphs.functions}
         self.classes = graphs.classes
         self._class_facts: dict[tuple[str, str], bool] = {}
+        # Project files that name resolution in this module looked into (for the result cache).
+        self.dependencies: set[Path] = set()
         # Filled by the analysis: per-graph interpretation and summaries.
         self.cache: dict[object, object] = {}
 
@@ -76,6 +78,7 @@ class ModuleContext:
         found = self.project.resolve_module(self.file, qualified.lstrip("."), imported.level)
         if found is not None:
             file, rest = found
+            self.dependencies.add(file)
             target = self.project.context_for_file(file)
             if target is not None and rest:
                 symbol = target.lookup_local(".".join(rest))

@@ -67,6 +67,21 @@ class Project:
         self._contexts[file] = context
         return context
 
+    def dependencies_of(self, file: Path) -> set[Path]:
+        """Every project file that the analysis of ``file`` read so far, transitively."""
+        found: set[Path] = set()
+        pending = [file.resolve()]
+        while pending:
+            context = self._contexts.get(pending.pop())
+            if context is None:
+                continue
+            for dependency in context.dependencies:
+                if dependency not in found:
+                    found.add(dependency)
+                    pending.append(dependency.resolve())
+        found.discard(file.resolve())
+        return found
+
     def resolve_module(self, from_file: Path, dotted: str, level: int) -> tuple[Path, list[str]] | None:
         """The project file that ``dotted`` (imported from ``from_file``) names, and the rest.
 

@@ -91,6 +91,8 @@ class Rule:
     default_enabled: ClassVar[bool] = True
     # Rules that can be neither selected away nor suppressed (EL000, EL001).
     always_on: ClassVar[bool] = False
+    # Findings made by the driver rather than by ``check`` (EL000, EL001, EL002).
+    emitted_by_driver: ClassVar[bool] = False
     VALID: ClassVar[tuple[str, ...]] = ()
     INVALID: ClassVar[tuple[str, ...]] = ()
 

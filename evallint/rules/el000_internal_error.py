@@ -16,3 +16,4 @@ class InternalError(Rule):
         "please report it with the file (or a reduced copy)."
     )
     always_on = True
+    emitted_by_driver = True

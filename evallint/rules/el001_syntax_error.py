@@ -10,3 +10,4 @@ class SyntaxError_(Rule):
     what_it_does = "Reports a file that is not valid UTF-8 Python (or not a valid notebook), at the error's position."
     why_bad = "A file that does not parse cannot be checked; the rest of the run goes on."
     always_on = True
+    emitted_by_driver = True

@@ -1,0 +1,68 @@
+"""Per-file result cache: a file's findings are reused while it and every project file its
+analysis read (imported evaluation helpers, base classes) are unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from evallint import __version__
+from evallint.diagnostics import Diagnostic
+from evallint.serialize import diagnostic_from_dict, diagnostic_to_dict
+
+CACHE_FOLDER = ".evallint_cache"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(path: Path) -> str | None:
+    try:
+        return content_hash(path.read_bytes())
+    except OSError:
+        return None
+
+
+class ResultCache:
+    """Entries keyed by (evallint version, settings fingerprint, path, content hash)."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.folder = root / CACHE_FOLDER / __version__
+        self.fingerprint = fingerprint
+
+    def _entry(self, path: str, digest: str) -> Path:
+        key = content_hash(f"{self.fingerprint}\0{path}\0{digest}".encode())
+        return self.folder / key[:2] / f"{key}.json"
+
+    def load(self, path: str, digest: str) -> list[Diagnostic] | None:
+        """The cached findings, or None when absent or a dependency changed."""
+        try:
+            entry = json.loads(self._entry(path, digest).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        for dependency, expected in entry["dependencies"].items():
+            if file_hash(Path(dependency)) != expected:
+                return None
+        return [diagnostic_from_dict(item) for item in entry["diagnostics"]]
+
+    def store(self, path: str, digest: str, diagnostics: list[Diagnostic],
+              dependencies: dict[str, str | None]) -> None:
+        """Write an entry atomically; a cache that cannot be written is silently skipped."""
+        target = self._entry(path, digest)
+        payload = {"dependencies": dependencies,
+                   "diagnostics": [diagnostic_to_dict(d) for d in diagnostics]}
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder.parent / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# Created by evallint\n*\n", encoding="utf-8")
+            handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(payload, out)
+            os.replace(temporary, target)
+        except OSError:
+            pass

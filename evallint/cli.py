@@ -1,0 +1,213 @@
+"""The ``evallint`` command line: ``check``, ``rule CODE`` and ``rules`` (see docs/cli.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evallint import __version__
+from evallint.analysis.project import Project, find_root
+from evallint.cache import ResultCache
+from evallint.config import Config, ConfigError, load_config, split_codes
+from evallint.diagnostics import Diagnostic
+from evallint.discovery import Excluder, discover
+from evallint.fixes import apply_fixes, unified_diff, write_atomically
+from evallint.linter import decode
+from evallint.reporters import formats
+from evallint.reporters.context import ReportContext
+from evallint.reporters.statistics import write_statistics
+from evallint.rule_docs import rule_markdown
+from evallint.rules import all_rules, rule_by_code, rule_by_name
+from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+# Rounds of fixing: a fix can expose the next (as Ruff does, re-lint after each round).
+FIX_ROUNDS = 4
+
+
+class UsageFailure(click.ClickException):
+    """An error the user must correct; exits with code 2 like click's own usage errors."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file=None) -> None:
+        click.echo(f"evallint: error: {self.format_message()}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evallint")
+def main() -> None:
+    """Find train/eval-mode and grad-mode mistakes in PyTorch code, without running it."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--select", help="Rule codes or prefixes to enable, comma-separated (replaces the "
+                                "configured set); `ALL` for every rule.")
+@click.option("--ignore", help="Rule codes or prefixes to disable, comma-separated.")
+@click.option("--extend-select", help="Rule codes or prefixes to enable on top of the selection.")
+@click.option("--output-format", type=click.Choice(sorted(formats())), default="text",
+              show_default=True, help="How findings are printed.")
+@click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply (or offer) fixes that can change behaviour.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a diff instead of writing them.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Use this pyproject.toml or evallint.toml instead of searching for one.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: one per CPU).")
+@click.option("--exit-zero", is_flag=True, help="Exit with 0 even when there are findings.")
+@click.option("--statistics", is_flag=True, help="Print a count per rule instead of the findings.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the findings: no summary, no progress.")
+@click.option("--stdin-filename", help="The name of the file read from standard input (`-`).")
+def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, extend_select: str | None,
+          output_format: str, fix: bool, unsafe_fixes: bool, diff: bool, config_path: Path | None,
+          no_cache: bool, jobs: int | None, exit_zero: bool, statistics: bool, quiet: bool,
+          stdin_filename: str | None) -> None:
+    """Lint PATHS (files and folders; default `.`; `-` reads standard input)."""
+    from_stdin = paths == (Path("-"),)
+    if Path("-") in paths and not from_stdin:
+        raise UsageFailure("`-` (standard input) cannot be combined with other paths")
+    given = list(paths) or [Path(".")]
+    anchor = (Path(stdin_filename) if stdin_filename else Path.cwd()) if from_stdin else given[0]
+    try:
+        config = load_config(config_path, anchor if anchor.is_dir() else anchor.parent)
+        config = config.with_cli(split_codes(select) if select is not None else None,
+                                 split_codes(extend_select), split_codes(ignore))
+    except ConfigError as error:
+        raise UsageFailure(str(error)) from error
+
+    rules = config.selected_rules()
+    if from_stdin:
+        name = stdin_filename or "-"
+        file = Path(stdin_filename).resolve() if stdin_filename else Path.cwd() / "<stdin>.py"
+        try:
+            text = decode(sys.stdin.buffer.read())
+        except UnicodeDecodeError as error:
+            raise UsageFailure(f"standard input is not UTF-8: {error}") from error
+        targets = [Target(name, file, text)]
+        root = find_root([file.parent])
+    else:
+        excluder = Excluder.from_patterns(config.root, config.exclude)
+        targets = [Target(str(path), path) for path in discover(given, excluder)]
+        root = find_root(given)
+    options = LintOptions(root=root, codes=tuple(rule.code for rule in rules),
+                          settings=config.settings, config_root=config.root,
+                          per_file_ignores=tuple(config.per_file_ignores.items()))
+    cache = None if no_cache or from_stdin else ResultCache(config.root, _fingerprint(config, options))
+    show_progress = not quiet and sys.stderr.isatty() and len(targets) > 1
+    diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)
+
+    context = ReportContext(quiet=quiet, unsafe_fixes=unsafe_fixes,
+                            sources={t.path: t.text for t in targets if t.text is not None})
+    if fix or diff:
+        diagnostics, changed = _fix(targets, diagnostics, options, unsafe_fixes,
+                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet)
+        if diff:
+            sys.stdout.write("".join(changed))
+            sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
+        if from_stdin:
+            context.out = sys.stderr
+
+    if statistics:
+        write_statistics(diagnostics, context, as_json=output_format == "json")
+    else:
+        formats()[output_format](diagnostics, context)
+    sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _fingerprint(config: Config, options: LintOptions) -> str:
+    """What besides a file's content decides its findings; part of every cache key."""
+    text = repr((options.codes, options.settings, options.per_file_ignores, str(options.root)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
+                        cache: ResultCache | None, show_progress: bool) -> list[Diagnostic]:
+    if not show_progress:
+        return lint_targets(targets, options, jobs, cache)
+    progress = Progress(TextColumn("Linting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=True)
+    with progress:
+        task = progress.add_task("lint", total=len(targets))
+        return lint_targets(targets, options, jobs, cache,
+                            on_progress=lambda n: progress.advance(task, n))
+
+
+def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOptions, unsafe: bool,
+         write: bool, from_stdin: bool, quiet: bool) -> tuple[list[Diagnostic], list[str]]:
+    """Apply fixes file by file, re-linting after each round; returns the remaining findings and
+    the diffs (``--diff``). Notebooks are reported but not fixed."""
+    by_path: dict[str, list[Diagnostic]] = {}
+    for d in diagnostics:
+        by_path.setdefault(d.path, []).append(d)
+    remaining: list[Diagnostic] = []
+    diffs: list[str] = []
+    fixed = 0
+    for target in targets:
+        found = by_path.pop(target.path, [])
+        if target.is_notebook or not any(d.fix for d in found):
+            remaining.extend(found)
+            if from_stdin and write:
+                sys.stdout.write(target.text or "")
+            continue
+        original = target.text if target.text is not None else decode(target.file.read_bytes())
+        text = original
+        for _ in range(FIX_ROUNDS):
+            result = apply_fixes(text, found, unsafe)
+            if not result.applied:
+                break
+            fixed += len(result.applied)
+            text = result.text
+            found = lint_target(Target(target.path, target.file, text), Project(options.root),
+                                options).diagnostics
+        remaining.extend(found)
+        if text == original:
+            if from_stdin and write:
+                sys.stdout.write(text)
+            continue
+        if not write:
+            diffs.append(unified_diff(target.path, original, text))
+        elif from_stdin:
+            sys.stdout.write(text)
+        else:
+            bom = "\ufeff" if target.file.read_bytes().startswith(b"\xef\xbb\xbf") else ""
+            write_atomically(target.file, bom + text)
+    remaining.extend(d for found in by_path.values() for d in found)
+    if write and fixed and not quiet:
+        click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''}.", err=True)
+    return sorted(remaining, key=Diagnostic.sort_key), diffs
+
+
+@main.command()
+@click.argument("code")
+def rule(code: str) -> None:
+    """Show the documentation of a rule, by code (EL101) or name."""
+    found = rule_by_code().get(code.upper()) or rule_by_name().get(code.lower())
+    if found is None:
+        raise UsageFailure(f"unknown rule {code!r} (see `evallint rules`)")
+    text = rule_markdown(found)
+    if sys.stdout.isatty():
+        Console().print(Markdown(text))
+    else:
+        click.echo(text)
+
+
+@main.command(name="rules")
+def list_rules() -> None:
+    """List every rule: code, name, default on/off, fixable, summary."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("Code", "Name", "Default", "Fix", "Summary"):
+        table.add_column(column, overflow="fold")
+    for item in all_rules():
+        default = "always" if item.always_on else "on" if item.default_enabled else "off"
+        fix = item.fix_applicability.value if item.fix_applicability else "-"
+        table.add_row(item.code, item.name, default, fix, item.summary)
+    Console(width=max(120, Console().width), soft_wrap=False).print(table)

@@ -1,0 +1,90 @@
+"""Apply the edits that findings carry: non-overlapping, verified to parse, written atomically."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import libcst as cst
+
+from evallint.diagnostics import Applicability, Diagnostic, Edit
+
+
+@dataclass(frozen=True)
+class FixResult:
+    text: str
+    applied: tuple[Diagnostic, ...]
+
+
+def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
+    fix = diagnostic.fix
+    return fix is not None and diagnostic.cell is None and (
+        unsafe or fix.applicability is Applicability.SAFE)
+
+
+def _offsets(text: str) -> list[int]:
+    """Offset of the start of each line (index 0 is line 1)."""
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def _offset(starts: list[int], line: int, column: int) -> int:
+    return starts[min(line, len(starts)) - 1] + column - 1
+
+
+def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> FixResult:
+    """``text`` with the applicable fixes applied. A fix whose edits overlap an earlier fix waits
+    for the next round; if the result would not parse, nothing is applied."""
+    starts = _offsets(text)
+    chosen: list[tuple[int, int, Edit]] = []
+    applied: list[Diagnostic] = []
+    for diagnostic in sorted(diagnostics, key=Diagnostic.sort_key):
+        if not applicable(diagnostic, unsafe):
+            continue
+        ranges = [(_offset(starts, e.span.line, e.span.column),
+                   _offset(starts, e.span.end_line, e.span.end_column), e) for e in diagnostic.fix.edits]
+        if any(start < other_end and other_start < end or start == other_start
+               for start, end, _ in ranges for other_start, other_end, _ in chosen):
+            continue
+        chosen.extend(ranges)
+        applied.append(diagnostic)
+    if not chosen:
+        return FixResult(text, ())
+    result = text
+    for start, end, edit in sorted(chosen, key=lambda item: (item[0], item[1]), reverse=True):
+        result = result[:start] + edit.content + result[end:]
+    try:
+        cst.parse_module(result)
+    except cst.ParserSyntaxError:
+        return FixResult(text, ())
+    return FixResult(result, tuple(applied))
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, keeping its permissions; on any failure the
+    original file is left as it was."""
+    mode = path.stat().st_mode
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".evallint")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.chmod(temporary, mode & 0o7777)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+

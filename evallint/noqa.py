@@ -1,0 +1,91 @@
+"""``# noqa`` comments: which findings they suppress, and which of them suppress nothing (EL002)."""
+
+from __future__ import annotations
+
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+
+from evallint.diagnostics import Diagnostic, Edit, Fix, Severity, Span
+
+NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+FILE_NOQA = re.compile(r"#\s*evallint:\s*noqa\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NoqaComment:
+    line: int
+    column: int  # 1-based column of the ``#``
+    end_column: int
+    codes: tuple[str, ...] | None  # None: a bare ``# noqa`` suppresses every code
+
+
+def comments(text: str) -> tuple[dict[int, NoqaComment], bool]:
+    """The ``# noqa`` comment of each line, and whether ``# evallint: noqa`` exempts the file."""
+    found: dict[int, NoqaComment] = {}
+    exempt = False
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return found, False
+    for token in tokens:
+        if token.type != tokenize.COMMENT:
+            continue
+        if FILE_NOQA.match(token.string):
+            exempt = True
+            continue
+        match = NOQA.search(token.string)
+        if match is None:
+            continue
+        codes = match.group("codes")
+        parsed = tuple(c.upper() for c in re.split(r"[\s,]+", codes) if c) if codes else None
+        line, column = token.start
+        found[line] = NoqaComment(line, column + 1 + match.start(), column + 1 + match.end(), parsed)
+    return found, exempt
+
+
+def _suppresses(comment: NoqaComment, code: str) -> bool:
+    return comment.codes is None or code in comment.codes
+
+
+def apply(diagnostics: list[Diagnostic], path: str, text: str, report_unused: bool,
+          unsuppressable: frozenset[str]) -> list[Diagnostic]:
+    """Drop the findings a ``# noqa`` on their first line suppresses; with ``report_unused``, add
+    EL002 for each evallint code in a noqa comment of ``path`` that suppressed nothing."""
+    by_line, exempt = comments(text)
+    if exempt:
+        return [d for d in diagnostics if d.code in unsuppressable]
+    used: dict[int, set[str]] = {}
+    kept = []
+    for diagnostic in diagnostics:
+        line = diagnostic.span.line
+        comment = by_line.get(line)
+        if comment is not None and diagnostic.code not in unsuppressable \
+                and _suppresses(comment, diagnostic.code):
+            used.setdefault(line, set()).add(diagnostic.code)
+            continue
+        kept.append(diagnostic)
+    if report_unused:
+        kept.extend(_unused(by_line, used, path))
+    return kept
+
+
+def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str):
+    from evallint.rules import rule_by_code
+
+    rule = rule_by_code()["EL002"]
+    for line, comment in sorted(by_line.items()):
+        if comment.codes is None:
+            continue  # a bare noqa may be meant for another tool
+        unused = [c for c in comment.codes if c.startswith("EL") and c not in used.get(line, ())]
+        if not unused:
+            continue
+        remaining = [c for c in comment.codes if c not in unused]
+        span = Span(line, comment.column, line, comment.end_column)
+        replacement = f"# noqa: {', '.join(remaining)}" if remaining else ""
+        yield Diagnostic(code=rule.code, name=rule.name,
+                         message=f"Unused `noqa` directive (nothing to suppress: {', '.join(unused)})",
+                         severity=Severity.WARNING, path=path, span=span,
+                         fix=Fix("Remove the unused codes" if remaining else "Remove the `noqa` directive",
+                                 (Edit(span, replacement),)))

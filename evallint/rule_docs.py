@@ -1,0 +1,22 @@
+"""A rule's documentation as Markdown, from its class: for `evallint rule`, docs/rules and SARIF."""
+
+from __future__ import annotations
+
+from evallint.rules.base import Rule
+
+
+def rule_markdown(rule: type[Rule]) -> str:
+    """The page of one rule: What it does / Why is this bad? / Example / Use instead / Fix safety."""
+    status = "on by default" if rule.default_enabled else "off by default (opt in with `--extend-select`)"
+    if rule.always_on:
+        status = "always on; cannot be ignored or suppressed (only `exclude` skips a file)"
+    parts = [f"# {rule.code} `{rule.name}`", "", f"{rule.summary}.", "",
+             f"Severity: {rule.severity.value}; {status}.", "",
+             "## What it does", "", rule.what_it_does, "",
+             "## Why is this bad?", "", rule.why_bad, ""]
+    if rule.INVALID:
+        parts += ["## Example", "", "```python", rule.INVALID[0].rstrip(), "```", ""]
+    if rule.VALID:
+        parts += ["## Use instead", "", "```python", rule.VALID[0].rstrip(), "```", ""]
+    parts += ["## Fix safety", "", rule.fix_safety or "This rule has no automatic fix.", ""]
+    return "\n".join(parts)

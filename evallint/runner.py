@@ -1,0 +1,227 @@
+"""Run the linter over many files: cache look-ups, worker processes, noqa, per-file ignores.
+
+Each worker process keeps one ``Project``, so a helper module imported by several linted files
+is parsed and summarised once per worker. Files are handed out folder by folder for that reason.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pathspec
+
+from evallint import noqa
+from evallint.analysis.project import Project
+from evallint.cache import ResultCache, content_hash, file_hash
+from evallint.diagnostics import Diagnostic, Span
+from evallint.linter import decode, internal_error, lint_source, meta_diagnostic
+from evallint.notebooks import NotebookError, extract
+from evallint.rules import rule_by_code
+from evallint.rules.base import Rule, RuleSettings
+
+# Below this many files to analyse, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """One file to lint: ``path`` as shown, ``file`` on disk (for imports), ``text`` if given
+    (standard input) instead of read from ``file``."""
+
+    path: str
+    file: Path
+    text: str | None = None
+
+    @property
+    def is_notebook(self) -> bool:
+        return self.path.endswith(".ipynb")
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """What every worker needs; plain data so that it pickles. ``root`` is the project root for
+    imports; ``per_file_ignores`` globs are relative to ``config_root``."""
+
+    root: Path
+    codes: tuple[str, ...]
+    config_root: Path | None = None
+    settings: RuleSettings = RuleSettings()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def rules(self) -> tuple[type[Rule], ...]:
+        by_code = rule_by_code()
+        return tuple(by_code[code] for code in self.codes)
+
+    @property
+    def unsuppressable(self) -> frozenset[str]:
+        return frozenset(rule.code for rule in self.rules if rule.always_on)
+
+
+@dataclass
+class FileResult:
+    path: str
+    diagnostics: list[Diagnostic]
+    # Every project file the analysis read, with its content hash (for the cache).
+    dependencies: dict[str, str | None] = field(default_factory=dict)
+
+
+def read_text(target: Target) -> str:
+    """The file's text; raises OSError or UnicodeDecodeError."""
+    return target.text if target.text is not None else decode(target.file.read_bytes())
+
+
+def lint_target(target: Target, project: Project, options: LintOptions) -> FileResult:
+    """Lint one file end to end; every failure becomes a finding on that file."""
+    try:
+        text = read_text(target)
+    except OSError as error:
+        return FileResult(target.path, [meta_diagnostic(
+            "EL001", target.path, f"cannot read file: {error.strerror or error}", Span(1, 1, 1, 1))])
+    except UnicodeDecodeError as error:
+        return FileResult(target.path, [meta_diagnostic(
+            "EL001", target.path, f"cannot decode file as UTF-8: {error.reason} at byte {error.start}",
+            Span(1, 1, 1, 1))])
+    try:
+        notebook = extract(text) if target.is_notebook else None
+    except NotebookError as error:
+        return FileResult(target.path, [meta_diagnostic("EL001", target.path, str(error),
+                                                        Span(1, 1, 1, 1))])
+    try:
+        source = notebook.text if notebook else text
+        found = lint_source(target.path, source, project, options.rules, options.settings,
+                            file=target.file)
+        found = noqa.apply(found, target.path, source, report_unused="EL002" in options.codes,
+                           unsuppressable=options.unsuppressable)
+        found = _drop_per_file_ignores(found, target, options)
+        found = [_relative_related(d) for d in found]
+        if notebook:
+            found = [notebook.to_cell(d) for d in found]
+        dependencies = {str(p): file_hash(p) for p in sorted(project.dependencies_of(target.file))}
+        return FileResult(target.path, found, dependencies)
+    except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
+        return FileResult(target.path, [internal_error(target.path, error)])
+
+
+def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
+    """Related locations in imported files are found by absolute path; show them relative to the
+    working folder when they are below it."""
+    if not any(os.path.isabs(r.path) for r in diagnostic.related):
+        return diagnostic
+    related = []
+    for item in diagnostic.related:
+        if os.path.isabs(item.path):
+            relative = os.path.relpath(item.path)
+            if not relative.startswith(".."):
+                item = replace(item, path=relative)
+        related.append(item)
+    return replace(diagnostic, related=tuple(related))
+
+
+def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
+                           options: LintOptions) -> list[Diagnostic]:
+    if not options.per_file_ignores:
+        return found
+    try:
+        relative = target.file.resolve().relative_to(options.config_root or options.root).as_posix()
+    except ValueError:
+        relative = target.file.as_posix()
+    ignored: list[str] = []
+    for pattern, codes in options.per_file_ignores:
+        if pathspec.PathSpec.from_lines("gitwildmatch", [pattern]).match_file(relative):
+            ignored.extend(codes)
+    unsuppressable = options.unsuppressable
+    return [d for d in found if d.code in unsuppressable
+            or not any(code == "ALL" or d.code.startswith(code) for code in ignored)]
+
+
+# -- worker processes ----------------------------------------------------------------------
+
+_worker_project: Project | None = None
+_worker_options: LintOptions | None = None
+
+
+def _start_worker(options: LintOptions) -> None:
+    global _worker_project, _worker_options
+    _worker_project = Project(options.root)
+    _worker_options = options
+
+
+def _lint_in_worker(targets: list[Target]) -> list[FileResult]:
+    assert _worker_project is not None and _worker_options is not None
+    return [lint_target(target, _worker_project, _worker_options) for target in targets]
+
+
+def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
+    """Targets grouped by folder, in batches small enough to keep every worker busy."""
+    ordered = sorted(targets, key=lambda t: (str(t.file.parent), t.path))
+    size = max(1, min(16, len(ordered) // (jobs * 4) or 1))
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
+                 cache: ResultCache | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> list[Diagnostic]:
+    """Findings of all ``targets``, sorted; cached results are reused and new ones stored."""
+    results: list[FileResult] = []
+    pending: list[Target] = []
+    digests: dict[str, str] = {}
+    for target in targets:
+        cached = None
+        if cache is not None and target.text is None and not target.is_notebook:
+            data = _read_bytes(target.file)
+            if data is not None:
+                digests[target.path] = content_hash(data)
+                cached = cache.load(target.path, digests[target.path])
+        if cached is not None:
+            results.append(FileResult(target.path, cached))
+            if on_progress:
+                on_progress(1)
+        else:
+            pending.append(target)
+
+    for result in _run(pending, options, jobs, on_progress):
+        results.append(result)
+        if cache is not None and result.path in digests \
+                and not any(d.code == "EL000" for d in result.diagnostics):
+            cache.store(result.path, digests[result.path], result.diagnostics, result.dependencies)
+    return sorted((d for r in results for d in r.diagnostics), key=Diagnostic.sort_key)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
+         on_progress: Callable[[int], None] | None) -> Iterable[FileResult]:
+    if jobs <= 1 or len(pending) < PARALLEL_THRESHOLD:
+        project = Project(options.root)
+        for target in pending:
+            yield lint_target(target, project, options)
+            if on_progress:
+                on_progress(1)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
+                             initargs=(options,)) as pool:
+        futures = {pool.submit(_lint_in_worker, batch): batch for batch in _batches(pending, jobs)}
+        for future in as_completed(futures):
+            batch = futures[future]
+            try:
+                batch_results = future.result()
+            except Exception as error:  # noqa: BLE001 - a crashed worker loses only its batch
+                batch_results = [FileResult(t.path, [internal_error(t.path, error)]) for t in batch]
+            yield from batch_results
+            if on_progress:
+                on_progress(len(batch))
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else
+               (os.cpu_count() or 1))
