@@ -45,7 +45,8 @@ def internal_error(path: str, error: BaseException) -> Diagnostic:
     """EL000 for ``path``, naming the exception and where evallint raised it."""
     where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
     at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
-    return meta_diagnostic("EL000", path, f"internal error: {type(error).__name__}: {error}{at}; "
+    detail = str(error).splitlines()[0][:200] if str(error) else ""
+    return meta_diagnostic("EL000", path, f"internal error: {type(error).__name__}: {detail}{at}; "
                                           "please report this file", Span(1, 1, 1, 1))
 
 

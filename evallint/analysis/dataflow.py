@@ -73,6 +73,12 @@ class FunctionAnalysis:
         self.summaries: dict[Call, "Summary"] = {}
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
+        # ``was_training = model.training``: the flag variable -> the model it describes.
+        sources: dict[str, set[str]] = {}
+        for op in self.ops.all():
+            if isinstance(op, Bind) and op.kind is ValueKind.CAPTURE and op.source is not None:
+                sources.setdefault(op.key, set()).add(op.source)
+        self.flag_sources = {var: next(iter(keys)) for var, keys in sources.items() if len(keys) == 1}
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -156,6 +162,7 @@ class FunctionAnalysis:
     def filter_edge(self, state: FlowState, condition: Condition | None) -> FlowState:
         if condition is None:
             return state
+        state = self.restore_by_flag(state, condition)
         decided = self.decide(condition.test)
         if decided is not None:
             return state if decided == condition.value else {}
@@ -168,6 +175,24 @@ class FunctionAnalysis:
                 continue  # infeasible: the same test went the other way in this iteration
             new_assumptions = assumptions | {(text, value)}
             result = join_states(result, {new_assumptions: part.replace(assumptions=new_assumptions)})
+        return result
+
+    def restore_by_flag(self, state: FlowState, condition: Condition) -> FlowState:
+        """On the branch of ``if was_training: model.train()`` where the flag is false, the model
+        was in eval mode on entry, so eval mode there is the entry mode: restored."""
+        test, value = condition.test, condition.value
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, value = test.expression, not value
+        if value or not isinstance(test, cst.Name) or test.value not in self.flag_sources:
+            return state
+        key = self.flag_sources[test.value]
+        result: FlowState = {}
+        for assumptions, part in state.items():
+            captured = part.captured.get(test.value)
+            facts = part.facts(key)
+            if captured is not None and facts and all(f.mode is Mode.EVAL for f in facts):
+                part = part.set_facts(key, captured)
+            result[assumptions] = part
         return result
 
     def decide(self, test: cst.BaseExpression) -> bool | None:
@@ -238,11 +263,13 @@ class FunctionAnalysis:
             return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
         if kind is ValueKind.ALIAS:
             aliases = dict(part.aliases)
+            if op.elements:
+                aliases[op.key] = Elements(keys=tuple(part.canonical_str(k) for k in op.elements))
+                return part.replace(aliases=aliases)
             if op.elements_of is not None:
-                if "|" in op.elements_of or op.elements_of in ():
-                    aliases[op.key] = Elements(keys=tuple(op.elements_of.split("|")))
-                else:
-                    aliases[op.key] = Elements(container=part.canonical_str(op.elements_of))
+                container = part.canonical(op.elements_of)
+                aliases[op.key] = container if isinstance(container, Elements) \
+                    else Elements(container=container)
                 return part.replace(aliases=aliases)
             if source_key is not None and source_key != op.key and "." not in op.key:
                 aliases[op.key] = source_key

@@ -98,6 +98,9 @@ class _Interpreter:
 
     def prescan(self) -> None:
         assignments = list(self.assignments_in(self.graph))
+        # Keys the function assigns itself are its locals; ``self.<attr>`` set in ``__init__``
+        # is the object's state, which every method shares with its callers.
+        self.result.assigned.update(key for key, _, _ in assignments)
         if self.cls is not None:
             init = self.context.find_method(self.cls, "__init__")
             if init is not None and init.graph is not self.graph:
@@ -105,7 +108,6 @@ class _Interpreter:
                                 _Interpreter(init.context, init.graph).assignments_in(init.graph)
                                 if k.startswith("self.")]
         for key, value, context in assignments:
-            self.result.assigned.add(key)
             base = _strip_self_returning(value)
             if not isinstance(base, cst.Call):
                 continue
@@ -182,7 +184,11 @@ class _Interpreter:
                 return
         if isinstance(value, cst.Call):
             qualified = self.context.qualify(value.func)
-            if qualified in torch_api.GRAD_CONTEXTS:
+            entered = _entered_grad_context(value, self.context)
+            if entered is not None:
+                # ``torch.no_grad().__enter__()``: the rest of the function runs in that state.
+                self.emit(SetGradEnabled(self.step, node, entered in torch_api.ENABLE_GRAD))
+            elif qualified in torch_api.GRAD_CONTEXTS:
                 self.emit(GradContextNotEntered(self.step, node, qualified, called=True))
             elif qualified in torch_api.SET_GRAD_ENABLED and value.args:
                 ok, enabled = literal_value(value.args[0].value)
@@ -210,10 +216,8 @@ class _Interpreter:
                     self.module_loop_names.add(name)
             elif method in CONTAINER_VIEWS and receiver is not None:
                 elements_of = receiver
-        elif isinstance(inner, (cst.List, cst.Tuple)):
-            keys = [key_of(el.value) for el in inner.elements]
-            if keys and all(k is not None for k in keys):
-                element_keys = tuple(k for k in keys if k is not None)
+        elif isinstance(inner, (cst.List, cst.Tuple, cst.Set)):
+            element_keys = _literal_element_keys(inner)
         elif key_of(inner) is not None:
             elements_of = key_of(inner)
         # ``for name, m in d.items()`` binds the element to the last name of the tuple.
@@ -228,8 +232,7 @@ class _Interpreter:
             return
         self.result.assigned.add(key)
         if element_keys:
-            self.emit(Bind(self.step, element_target, key, ValueKind.ALIAS,
-                           elements_of="|".join(element_keys)))
+            self.emit(Bind(self.step, element_target, key, ValueKind.ALIAS, elements=element_keys))
         elif elements_of is not None:
             self.emit(Bind(self.step, element_target, key, ValueKind.ALIAS, elements_of=elements_of))
         else:
@@ -259,6 +262,10 @@ class _Interpreter:
             return
         self.result.assigned.add(key)
         self.emit(self.bind(target, key, value))
+        mode_call = _outermost_mode_call(value)
+        if mode_call is not None and key_of(_strip_self_returning(value)) is None:
+            # ``ema = copy.deepcopy(model).eval()``: the mode call applies to the new object.
+            self.mode_call(mode_call, key, mode_call.func.attr.value)  # type: ignore[union-attr]
 
     def bind(self, target: cst.CSTNode, key: str, value: cst.BaseExpression | None) -> Bind:
         if value is None:
@@ -271,6 +278,10 @@ class _Interpreter:
         source = key_of(base)
         if source is not None and self.context.resolve(base) is None:
             return Bind(self.step, target, key, ValueKind.ALIAS, source=source)
+        elements = _literal_element_keys(base)
+        if elements:
+            # ``models = {"G": netG, "D": netD}``: a loop over it reaches netG and netD.
+            return Bind(self.step, target, key, ValueKind.ALIAS, elements=elements)
         if not isinstance(base, cst.Call):
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         return self.bind_call(target, key, base)
@@ -499,12 +510,48 @@ def _names_in(node: cst.BaseExpression) -> list[str]:
     return []
 
 
+def _entered_grad_context(call: cst.Call, context: ModuleContext) -> str | None:
+    """The grad context that ``torch.no_grad().__enter__()`` enters by hand, if it is one."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "__enter__" \
+            and isinstance(func.value, cst.Call):
+        qualified = context.qualify(func.value.func)
+        if qualified in torch_api.GRAD_CONTEXTS:
+            return qualified
+    return None
+
+
 def _strip_self_returning(node: cst.BaseExpression) -> cst.BaseExpression:
     """``Net().to(device).eval()`` -> ``Net()``: methods that return the module itself."""
     while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
             node.func.attr.value in torch_api.SELF_RETURNING_METHODS | {"train", "eval"}:
         node = node.func.value
     return node
+
+
+def _literal_element_keys(node: cst.BaseExpression) -> tuple[str, ...]:
+    """The keys of ``[a, b]``, ``(a, b)``, ``{a, b}`` or ``{"x": a, "y": b}`` when every element
+    is a name or attribute; empty otherwise."""
+    if isinstance(node, (cst.List, cst.Tuple, cst.Set)):
+        values = [el.value for el in node.elements]
+    elif isinstance(node, cst.Dict):
+        values = [el.value for el in node.elements if isinstance(el, cst.DictElement)]
+        if len(values) != len(node.elements):
+            return ()
+    else:
+        return ()
+    keys = [key_of(value) for value in values]
+    return tuple(k for k in keys if k is not None) if keys and None not in keys else ()
+
+
+def _outermost_mode_call(node: cst.BaseExpression | None) -> cst.Call | None:
+    """The last ``.train(...)``/``.eval()`` in a chain of self-returning calls, if any."""
+    while isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
+            node.func.attr.value in torch_api.SELF_RETURNING_METHODS | {"train", "eval"}:
+        if node.func.attr.value in ("train", "eval"):
+            return node
+        node = node.func.value
+    return None
 
 
 def _first_argument(call: cst.Call, *keywords: str) -> cst.BaseExpression | None:

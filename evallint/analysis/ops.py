@@ -68,8 +68,10 @@ class Bind(Op):
     kind: ValueKind
     mode: Mode = Mode.UNKNOWN
     source: str | None = None
-    # Keys of the elements when ``key`` iterates a container (for m in models.values()).
+    # ``key`` stands for each element: of the container ``elements_of`` (for m in d.values()),
+    # or each of the keys ``elements`` (for m in (a, b); models = [a, b]).
     elements_of: str | None = None
+    elements: tuple[str, ...] = ()
     params: tuple[str, ...] | None = None
     model_class: object = None  # ProjectClass or qualified name of a FRESH model (severity)
     call: "Call | None" = None

@@ -242,6 +242,8 @@ class _GraphBuilder:
             return block
         if isinstance(node, cst.Pass):
             return block
+        if isinstance(node, cst.Expr) and isinstance(node.value, cst.IfExp):
+            return self.conditional_expression(node.value, block)
         self.add(block, StepKind.STATEMENT, node)
         if isinstance(node, cst.Return):
             self.run_finallies(block, 0, self.exit)
@@ -259,6 +261,19 @@ class _GraphBuilder:
             self.run_finallies(block, self.jumps.loop_depth, self.jumps.continue_to)
             return None
         return block
+
+    def conditional_expression(self, node: cst.IfExp, block: Block) -> Block:
+        """``a() if test else b()`` as a statement branches like ``if``, so that the test
+        correlates with later tests of the same condition (``model.train() if phase == ...``)."""
+        self.add(block, StepKind.TEST, node.test)
+        after = self.new_block()
+        for value, branch in ((True, node.body), (False, node.orelse)):
+            start = self.new_block()
+            block.link(start, Condition(node.test, value))
+            end = self.small_statement(cst.Expr(value=branch), start)
+            if end is not None:
+                end.link(after)
+        return after
 
     def run_finallies(self, block: Block, depth: int, target: Block | None) -> None:
         """Leave through every pending finally body deeper than ``depth``, then go to target."""

@@ -54,6 +54,8 @@ class SourceModule:
         if self._positions is None:
             wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
             self._positions = wrapper.resolve(PositionProvider)
+        if node not in self._positions and isinstance(node, cst.Expr):
+            node = node.value  # a statement the CFG made from a branch of ``a() if c else b()``
         code_range = self._positions[node]
         return Span(code_range.start.line, code_range.start.column + 1,
                     code_range.end.line, code_range.end.column + 1)

@@ -11,7 +11,8 @@ from evallint.analysis import torch_api
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.module import External, ModuleContext, ProjectClass
-from evallint.analysis.ops import Bind, Call, Mode, Op, SetMode, ValueKind
+from evallint.analysis.interpret import FunctionOps, function_ops
+from evallint.analysis.ops import Bind, Call, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
 from evallint.analysis.state import Fact, Origin
 from evallint.diagnostics import Severity
 from evallint.frontend.cfg import Loop
@@ -149,21 +150,32 @@ def is_mode_call(op: Op, mode: Mode) -> bool:
     return isinstance(op, SetMode) and op.mode is mode
 
 
-def model_evidence(analysis: FunctionAnalysis) -> set[str]:
-    """Keys the function itself shows to be models: mode calls, construction, optimizers."""
-    cache_key = ("model_evidence", analysis)
-    cache = analysis.context.cache
-    if cache_key not in cache:
-        keys: set[str] = set()
-        for op in analysis.ops.all():
-            if isinstance(op, SetMode):
-                keys.add(op.key)
-            elif isinstance(op, Bind) and op.kind is ValueKind.FRESH:
-                keys.add(op.key)
-            elif isinstance(op, Bind) and op.kind is ValueKind.OPTIMIZER and op.params:
-                keys.update(op.params)
-        cache[cache_key] = keys
-    return cache[cache_key]  # type: ignore[return-value]
+def _evidence_in(ops: FunctionOps) -> frozenset[str]:
+    keys: set[str] = set()
+    for op in ops.all():
+        if isinstance(op, (SetMode, Forward)):
+            keys.add(op.key)
+        elif isinstance(op, Bind) and op.kind is ValueKind.FRESH:
+            keys.add(op.key)
+        elif isinstance(op, Bind) and op.kind is ValueKind.OPTIMIZER and op.params:
+            keys.update(op.params)
+    return frozenset(keys)
+
+
+def model_evidence(analysis: FunctionAnalysis) -> frozenset[str]:
+    """Keys shown to be models by mode calls, construction, optimizers or forward calls: in the
+    function itself, and for ``self.<attr>`` in any method of its class."""
+    context, graph = analysis.context, analysis.graph
+    cache_key = ("model_evidence", graph)
+    if cache_key not in context.cache:
+        keys = set(_evidence_in(analysis.ops))
+        if graph.class_name is not None:
+            for sibling in context.graphs:
+                if sibling.class_name == graph.class_name and sibling is not graph:
+                    keys.update(k for k in _evidence_in(function_ops(context, sibling))
+                                if k.startswith("self."))
+        context.cache[cache_key] = frozenset(keys)
+    return context.cache[cache_key]  # type: ignore[return-value]
 
 
 def is_model_key(analysis: FunctionAnalysis, op: Op, key: str, settings) -> bool:
@@ -171,7 +183,8 @@ def is_model_key(analysis: FunctionAnalysis, op: Op, key: str, settings) -> bool
     last = key.rpartition(".")[2]
     if key in settings.model_names or last in settings.model_names:
         return True
-    if any(f.origin is not None and f.mode is not Mode.ENTRY for f in analysis.facts(op, key)):
+    if any(f.origin is not None and f.mode is not Mode.ENTRY
+           and not isinstance(f.origin.op, TrainingFlagAssigned) for f in analysis.facts(op, key)):
         return True
     if key == "self":
         cls = analysis.context.class_of_graph(analysis.graph)
