@@ -28,6 +28,8 @@ from evallint.rules import all_rules, rule_by_code, rule_by_name
 from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+# A progress bar (on stderr, when it is a terminal) only for runs this large.
+PROGRESS_THRESHOLD = 200
 # Rounds of fixing: a fix can expose the next (as Ruff does, re-lint after each round).
 FIX_ROUNDS = 4
 
@@ -102,7 +104,7 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
                           settings=config.settings, config_root=config.root,
                           per_file_ignores=tuple(config.per_file_ignores.items()))
     cache = None if no_cache or from_stdin else ResultCache(config.root, _fingerprint(config, options))
-    show_progress = not quiet and sys.stderr.isatty() and len(targets) > 1
+    show_progress = not quiet and sys.stderr.isatty() and len(targets) > PROGRESS_THRESHOLD
     diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)
 
     context = ReportContext(quiet=quiet, unsafe_fixes=unsafe_fixes,

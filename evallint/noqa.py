@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from evallint.diagnostics import Diagnostic, Edit, Fix, Severity, Span
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
-FILE_NOQA = re.compile(r"#\s*evallint:\s*noqa\b", re.IGNORECASE)
+# ``# evallint: disable-file=EL201,EL103`` (or ``disable-file`` alone: every rule) for the file.
+FILE_DISABLE = re.compile(r"#\s*evallint:\s*disable-file\b(?:\s*=\s*(?P<codes>[A-Z0-9,\s]+))?",
+                          re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -21,19 +23,23 @@ class NoqaComment:
     codes: tuple[str, ...] | None  # None: a bare ``# noqa`` suppresses every code
 
 
-def comments(text: str) -> tuple[dict[int, NoqaComment], bool]:
-    """The ``# noqa`` comment of each line, and whether ``# evallint: noqa`` exempts the file."""
+def comments(text: str) -> tuple[dict[int, NoqaComment], set[str] | None]:
+    """The ``# noqa`` comment of each line, and the codes ``# evallint: disable-file`` turns off
+    (``{"ALL"}`` for every code; None when there is no such comment)."""
     found: dict[int, NoqaComment] = {}
-    exempt = False
+    disabled: set[str] | None = None
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        return found, False
+        return found, None
     for token in tokens:
         if token.type != tokenize.COMMENT:
             continue
-        if FILE_NOQA.match(token.string):
-            exempt = True
+        file_match = FILE_DISABLE.match(token.string)
+        if file_match:
+            codes = file_match.group("codes")
+            disabled = (disabled or set()) | (
+                {c.upper() for c in re.split(r"[\s,]+", codes) if c} if codes else {"ALL"})
             continue
         match = NOQA.search(token.string)
         if match is None:
@@ -42,7 +48,7 @@ def comments(text: str) -> tuple[dict[int, NoqaComment], bool]:
         parsed = tuple(c.upper() for c in re.split(r"[\s,]+", codes) if c) if codes else None
         line, column = token.start
         found[line] = NoqaComment(line, column + 1 + match.start(), column + 1 + match.end(), parsed)
-    return found, exempt
+    return found, disabled
 
 
 def _suppresses(comment: NoqaComment, code: str) -> bool:
@@ -53,9 +59,10 @@ def apply(diagnostics: list[Diagnostic], path: str, text: str, report_unused: bo
           unsuppressable: frozenset[str]) -> list[Diagnostic]:
     """Drop the findings a ``# noqa`` on their first line suppresses; with ``report_unused``, add
     EL002 for each evallint code in a noqa comment of ``path`` that suppressed nothing."""
-    by_line, exempt = comments(text)
-    if exempt:
-        return [d for d in diagnostics if d.code in unsuppressable]
+    by_line, disabled = comments(text)
+    if disabled:
+        diagnostics = [d for d in diagnostics if d.code in unsuppressable
+                       or not ("ALL" in disabled or d.code in disabled)]
     used: dict[int, set[str]] = {}
     kept = []
     for diagnostic in diagnostics:
@@ -74,18 +81,26 @@ def apply(diagnostics: list[Diagnostic], path: str, text: str, report_unused: bo
 def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str):
     from evallint.rules import rule_by_code
 
-    rule = rule_by_code()["EL002"]
+    known = rule_by_code()
+    rule = known["EL002"]
     for line, comment in sorted(by_line.items()):
         if comment.codes is None:
             continue  # a bare noqa may be meant for another tool
-        unused = [c for c in comment.codes if c.startswith("EL") and c not in used.get(line, ())]
-        if not unused:
+        unknown = [c for c in comment.codes if c.startswith("EL") and c not in known]
+        unused = [c for c in comment.codes if c.startswith("EL") and c in known
+                  and c not in used.get(line, ())]
+        if not unused and not unknown:
             continue
-        remaining = [c for c in comment.codes if c not in unused]
+        remaining = [c for c in comment.codes if c not in unused and c not in unknown]
         span = Span(line, comment.column, line, comment.end_column)
         replacement = f"# noqa: {', '.join(remaining)}" if remaining else ""
+        problems = []
+        if unused:
+            problems.append(f"unused: {', '.join(unused)}")
+        if unknown:
+            problems.append(f"unknown: {', '.join(unknown)}")
         yield Diagnostic(code=rule.code, name=rule.name,
-                         message=f"Unused `noqa` directive (nothing to suppress: {', '.join(unused)})",
+                         message=f"Unused `noqa` directive ({'; '.join(problems)})",
                          severity=Severity.WARNING, path=path, span=span,
                          fix=Fix("Remove the unused codes" if remaining else "Remove the `noqa` directive",
                                  (Edit(span, replacement),)))

@@ -65,7 +65,8 @@ def _pre_commit() -> list[str]:
 
 
 def _git(*args: str, cwd: Path, env: dict[str, str]) -> None:
-    subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    subprocess.run(["git", "-c", "commit.gpgsign=false", *args], cwd=cwd, env=env, check=True,
+                   capture_output=True, text=True)
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:
@@ -81,12 +82,11 @@ def _git_env(tmp_path: Path) -> dict[str, str]:
     env.update({
         "GIT_AUTHOR_NAME": "evallint tests", "GIT_AUTHOR_EMAIL": "tests@example.invalid",
         "GIT_COMMITTER_NAME": "evallint tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",
-        "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path / "home"),
         # Everything pre-commit keeps (its store, try-repo's temporary folder) stays in tmp_path.
         "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "TMPDIR": str(tmp_path / "tmp"),
         "PRE_COMMIT_COLOR": "never", "NO_COLOR": "1",
     })
-    for folder in ("home", "pre-commit-home", "tmp"):
+    for folder in ("pre-commit-home", "tmp"):
         (tmp_path / folder).mkdir(exist_ok=True)
     return env
 
