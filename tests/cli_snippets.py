@@ -144,8 +144,9 @@ def write(folder: Path, files: dict[str, str]) -> dict[str, Path]:
 
 
 def run(*args: str, input: str | bytes | None = None) -> Result:
-    """Run ``evallint ARGS`` in-process (in the current working folder)."""
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    """Run ``evallint ARGS`` in-process (in the current working folder), never coloured."""
+    runner = CliRunner(env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "TTY_INTERACTIVE": None})
+    return runner.invoke(main, list(args), input=input, catch_exceptions=False)
 
 
 def run_json(*args: str, input: str | None = None) -> tuple[Result, list[dict]]:
