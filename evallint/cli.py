@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -127,7 +128,9 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
 
 def _fingerprint(config: Config, options: LintOptions) -> str:
     """What besides a file's content decides its findings; part of every cache key."""
-    text = repr((options.codes, options.settings, options.per_file_ignores, str(options.root)))
+    # The working folder too: related locations in imported files are shown relative to it.
+    text = repr((options.codes, options.settings, options.per_file_ignores, str(options.root),
+                 os.getcwd()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

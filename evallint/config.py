@@ -93,8 +93,8 @@ def select_rules(select: Sequence[str] | None, extend_select: Sequence[str],
         if rule.always_on:
             chosen.append(rule)
             continue
-        if select is None:
-            selected = 99 if rule.default_enabled else 0
+        if select is None:  # the default selection is as broad as ``ALL``: any ignore beats it
+            selected = 1 if rule.default_enabled else 0
         else:
             selected = _match_length(rule.code, select)
         selected = max(selected, _match_length(rule.code, extend_select))

@@ -26,7 +26,7 @@ class Excluder:
 
     @classmethod
     def from_patterns(cls, root: Path, patterns: Iterable[str]) -> "Excluder":
-        return cls(root.resolve(), pathspec.PathSpec.from_lines("gitwildmatch", patterns))
+        return cls(root.resolve(), pathspec.GitIgnoreSpec.from_lines(patterns))
 
     def excludes(self, path: Path, is_dir: bool = False) -> bool:
         try:
@@ -49,7 +49,7 @@ class _GitIgnores:
             if gitignore.is_file():
                 try:
                     lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                    spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+                    spec = pathspec.GitIgnoreSpec.from_lines(lines)
                 except OSError:
                     spec = None
             self._specs[folder] = spec

@@ -12,6 +12,7 @@ from typing import Iterable
 import libcst as cst
 
 from evallint.diagnostics import Applicability, Diagnostic, Edit
+from evallint.lines import split_lines
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
 def _offsets(text: str) -> list[int]:
     """Offset of the start of each line (index 0 is line 1)."""
     starts = [0]
-    for line in text.splitlines(keepends=True):
+    for line in split_lines(text, keepends=True):
         starts.append(starts[-1] + len(line))
     return starts
 
@@ -67,7 +68,7 @@ def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> F
 
 
 def unified_diff(path: str, before: str, after: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+    return "".join(difflib.unified_diff(split_lines(before, keepends=True), split_lines(after, keepends=True),
                                         fromfile=f"a/{path}", tofile=f"b/{path}"))
 
 

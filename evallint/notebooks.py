@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 
 from evallint.diagnostics import Diagnostic, Related, Span
+from evallint.lines import split_lines
+
+
+# How messages refer to a place in the same file ("set by `model.eval()` at line 12").
+LINE_REFERENCE = re.compile(r"\bline (\d+)\b")
 
 
 class NotebookError(Exception):
@@ -24,7 +30,15 @@ class NotebookSource:
         cell, span = self._map(diagnostic.span)
         related = tuple(replace(r, span=self._map(r.span)[1], message=self._cell_note(r))
                         if r.path == diagnostic.path else r for r in diagnostic.related)
-        return replace(diagnostic, span=span, cell=cell, related=related, fix=None)
+        message = LINE_REFERENCE.sub(self._cell_reference, diagnostic.message)
+        return replace(diagnostic, span=span, cell=cell, related=related, fix=None, message=message)
+
+    def _cell_reference(self, match: re.Match) -> str:
+        number = int(match.group(1))
+        if not 1 <= number <= len(self.origin):
+            return match.group(0)
+        cell, line = self.origin[number - 1]
+        return f"cell {cell}, line {line}"
 
     def _cell_note(self, related: Related) -> str:
         cell, _ = self._map(related.span)
@@ -63,7 +77,7 @@ def extract(raw: str) -> NotebookSource:
         code_cell += 1
         source = cell.get("source", "")
         text = "".join(source) if isinstance(source, list) else str(source)
-        cell_lines = text.splitlines() or [""]
+        cell_lines = split_lines(text) or [""]
         hidden = cell_lines[0].lstrip().startswith("%%")
         for number, line in enumerate(cell_lines, start=1):
             if hidden or _is_magic(line):

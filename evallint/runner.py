@@ -132,7 +132,7 @@ def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
         relative = target.file.as_posix()
     ignored: list[str] = []
     for pattern, codes in options.per_file_ignores:
-        if pathspec.PathSpec.from_lines("gitwildmatch", [pattern]).match_file(relative):
+        if pathspec.GitIgnoreSpec.from_lines([pattern]).match_file(relative):
             ignored.extend(codes)
     unsuppressable = options.unsuppressable
     return [d for d in found if d.code in unsuppressable

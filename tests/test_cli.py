@@ -171,8 +171,6 @@ PARSE_ERRORS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: EL001 is reported at libcst's raw_line (a later line, or "
-                                       "line 1 for tokenizer errors), not at the error's position")
 @pytest.mark.parametrize("name", sorted(PARSE_ERRORS))
 def test_syntax_error_reported_at_error_line(tmp_path, name):
     text, line = PARSE_ERRORS[name]
@@ -238,11 +236,6 @@ def test_select_exact_codes_comma_separated(mixed):
     assert codes_of(data) == {"EL103", "EL106"}
 
 
-IGNORE_BUG = ("BUG: --ignore / `ignore` have no effect unless a select is given: select_rules() scores "
-              "the default selection 99, which beats every ignore pattern")
-
-
-@pytest.mark.xfail(strict=True, reason=IGNORE_BUG)
 @pytest.mark.parametrize(("ignore", "left"), [("EL101", {"EL103", "EL106", "EL201"}),
                                               ("EL1", {"EL201"}), ("ALL", set())])
 def test_ignore_code(mixed, ignore, left):
@@ -251,7 +244,6 @@ def test_ignore_code(mixed, ignore, left):
     assert result.exit_code == (1 if left else 0)
 
 
-@pytest.mark.xfail(strict=True, reason=IGNORE_BUG)
 def test_ignore_in_config(mixed):
     write(mixed, {"pyproject.toml": '[tool.evallint]\nignore = ["EL201", "EL103"]\n'})
     _, data = run_json("--no-cache", ".")
@@ -400,8 +392,6 @@ def test_text_output_shows_source_line_and_marker(tmp_path):
     assert "  = train mode from here: predict.py:4:9" in lines
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the text reporter splits the source with str.splitlines(), "
-                                       "which also breaks at form feeds, so the snippet shows the wrong line")
 def test_text_snippet_with_form_feed_shows_right_line(tmp_path):
     text = EL106_SCRIPT.replace("\n\n\ndef", "\n\x0c\n\ndef")  # a page break, as in GNU-style code
     write(tmp_path, {"evaluate.py": text})

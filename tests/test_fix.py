@@ -198,10 +198,6 @@ def test_fix_stdin_without_fixes_echoes_input(tmp_path):
 
 # -- form feeds and other line separators ----------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: fixes.apply_fixes computes line offsets with "
-                                       "str.splitlines(), which also splits at \\x0c, \\x1c-\\x1e, \\x85, "
-                                       "\\u2028, \\u2029; the edit lands on the wrong line (and the "
-                                       "fix is dropped or corrupts the file)")
 @pytest.mark.parametrize("separator", ["\x0c", "\u2028"], ids=["form_feed", "line_separator"])
 def test_fix_with_unusual_line_separator_in_file(tmp_path, separator):
     # A page break line (GNU style) or a U+2028 inside a comment: neither ends a line in Python.

@@ -81,8 +81,6 @@ def test_notebook_sarif_carries_cell(tmp_path):
     assert sarif_result["locations"][0]["physicalLocation"]["region"]["startLine"] == LINE
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: messages of notebook findings quote line numbers of the "
-                                       "concatenated code cells (`at line 7`) instead of the cell and its line")
 def test_notebook_message_does_not_quote_concatenated_line_numbers(tmp_path):
     write(tmp_path, {"classify.ipynb": INFERENCE_NOTEBOOK})
     _, data = run_json("--no-cache", "classify.ipynb")
@@ -145,8 +143,6 @@ def test_syntax_error_in_cell_is_el001_in_that_cell(tmp_path):
     assert [(d["code"], d.get("cell")) for d in data] == [("EL001", 2)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: EL001 is reported at libcst's raw_line, here the line "
-                                       "after the unexpected indent")
 def test_syntax_error_in_cell_at_its_line(tmp_path):
     write(tmp_path, {"broken.ipynb": BROKEN_CELL})
     _, data = run_json("--no-cache", "broken.ipynb")

@@ -104,9 +104,6 @@ def test_changed_imported_helper_invalidates_importer(tmp_path, linted):
     assert findings(data) == {("train.py", *TRAIN_EL101_AT)}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the cache records only imported files that existed; "
-                                       "creating the missing module later does not invalidate the "
-                                       "importer's cached (empty) result")
 def test_created_imported_helper_invalidates_importer(tmp_path):
     write(tmp_path, {"train.py": TRAIN_SCRIPT})
     _, data = run_json("train.py")
@@ -118,9 +115,6 @@ def test_created_imported_helper_invalidates_importer(tmp_path):
     assert cached == fresh
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: related paths are made relative to the working folder "
-                                       "before caching, but the cache key does not include the working "
-                                       "folder; from another folder the cached relative paths are wrong")
 def test_cache_from_another_working_folder(tmp_path, monkeypatch):
     write(tmp_path, {"train.py": TRAIN_SCRIPT, "utils.py": UTILS_LEAKING, "sub/README.md": "scripts\n"})
     target = str(tmp_path / "train.py")

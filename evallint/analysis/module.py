@@ -53,7 +53,7 @@ class ModuleContext:
         self.functions = {graph.name: graph for graph in graphs.functions}
         self.classes = graphs.classes
         self._class_facts: dict[tuple[str, str], bool] = {}
-        # Project files that name resolution in this module looked into (for the result cache).
+        # Paths that name resolution in this module looked at, existing or not (for the cache).
         self.dependencies: set[Path] = set()
         # Filled by the analysis: per-graph interpretation and summaries.
         self.cache: dict[object, object] = {}
@@ -75,10 +75,10 @@ class ModuleContext:
             return self.lookup_local(dotted)
         imported = self.imports.names[head]
         qualified = self.imports.qualify_dotted(dotted)
-        found = self.project.resolve_module(self.file, qualified.lstrip("."), imported.level)
+        found = self.project.resolve_module(self.file, qualified.lstrip("."), imported.level,
+                                            probed=self.dependencies)
         if found is not None:
             file, rest = found
-            self.dependencies.add(file)
             target = self.project.context_for_file(file)
             if target is not None and rest:
                 symbol = target.lookup_local(".".join(rest))

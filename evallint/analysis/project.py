@@ -82,11 +82,14 @@ class Project:
         found.discard(file.resolve())
         return found
 
-    def resolve_module(self, from_file: Path, dotted: str, level: int) -> tuple[Path, list[str]] | None:
+    def resolve_module(self, from_file: Path, dotted: str, level: int,
+                       probed: set[Path] | None = None) -> tuple[Path, list[str]] | None:
         """The project file that ``dotted`` (imported from ``from_file``) names, and the rest.
 
         ``utils.evaluate`` -> (``.../utils.py``, ["evaluate"]). Searched beside the importing file,
         at the project root and in ``root/src``; relative imports from the importing package.
+        Every path looked at, found or not, is added to ``probed`` (the cache must notice a
+        helper module that appears later).
         """
         parts = [p for p in dotted.split(".") if p]
         if level:
@@ -99,6 +102,8 @@ class Project:
         for base in bases:
             for cut in range(len(parts), -1 if level else 0, -1):
                 candidate = self._module_file(base, ".".join(parts[:cut]))
+                if probed is not None:
+                    probed.update(_candidates(base, ".".join(parts[:cut])))
                 if candidate is not None:
                     return candidate, parts[cut:]
         return None
@@ -106,12 +111,14 @@ class Project:
     def _module_file(self, base: Path, dotted: str) -> Path | None:
         key = (base, dotted)
         if key not in self._module_files:
-            relative = Path(*dotted.split(".")) if dotted else Path()
-            found = None
-            for candidate in (base / relative.with_suffix(".py") if dotted else None,
-                              base / relative / "__init__.py"):
-                if candidate is not None and candidate.is_file():
-                    found = candidate
-                    break
-            self._module_files[key] = found
+            self._module_files[key] = next(
+                (candidate for candidate in _candidates(base, dotted) if candidate.is_file()), None)
         return self._module_files[key]
+
+
+def _candidates(base: Path, dotted: str) -> tuple[Path, ...]:
+    """The files that could hold module ``dotted`` below ``base``."""
+    if not dotted:
+        return (base / "__init__.py",)
+    relative = Path(*dotted.split("."))
+    return (base / relative.with_suffix(".py"), base / relative / "__init__.py")

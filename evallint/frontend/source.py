@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +21,18 @@ RELEVANT_TEXT = re.compile(
 def may_be_relevant(text: str) -> bool:
     """Cheap textual pre-filter: False means no rule can fire and nothing here affects a mode."""
     return RELEVANT_TEXT.search(text) is not None
+
+
+def _precise_failure(text: str) -> "ParseFailure | None":
+    """Python's own message and position for a file LibCST rejects: LibCST's parser reports
+    some errors a few tokens late. None when Python itself accepts the text."""
+    try:
+        ast.parse(text)
+    except SyntaxError as error:
+        return ParseFailure(error.msg, error.lineno or 1, error.offset or 1)
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return None
 
 
 class ParseFailure(Exception):
@@ -46,7 +59,8 @@ class SourceModule:
         try:
             module = cst.parse_module(text)
         except cst.ParserSyntaxError as error:
-            raise ParseFailure(error.message, error.raw_line, error.raw_column + 1) from error
+            raise _precise_failure(text) or ParseFailure(
+                error.message, error.raw_line, error.raw_column + 1) from error
         return cls(path=path, text=text, module=module)
 
     def span_of(self, node: cst.CSTNode) -> Span:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from evallint.fixes import applicable
+from evallint.lines import split_lines
 from evallint.notebooks import NotebookError, extract
 
 
@@ -39,9 +40,9 @@ class ReportContext:
                 notebook = extract(text)
             except NotebookError:
                 return {}
-            lines = notebook.text.splitlines()
+            lines = split_lines(notebook.text)
             return {origin: lines[i] for i, origin in enumerate(notebook.origin) if i < len(lines)}
-        return {(None, number): line for number, line in enumerate(text.splitlines(), start=1)}
+        return {(None, number): line for number, line in enumerate(split_lines(text), start=1)}
 
     def fixable(self, diagnostic) -> bool:
         return applicable(diagnostic, self.unsafe_fixes)

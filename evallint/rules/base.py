@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Iterator
 import libcst as cst
 
 from evallint.diagnostics import Applicability, Diagnostic, Fix, Related, Severity
+from evallint.lines import split_lines
 
 if TYPE_CHECKING:
     from evallint.analysis.file_analysis import FileAnalysis
@@ -21,7 +22,7 @@ EXPECT_MARKER = re.compile(r"#\s*(EL\d{3}(?:\s*,\s*EL\d{3})*)\b")
 def expected_findings(source: str) -> set[tuple[str, int]]:
     """The (code, line) pairs that ``# ELxxx`` comments in ``source`` announce."""
     found: set[tuple[str, int]] = set()
-    for lineno, line in enumerate(source.splitlines(), start=1):
+    for lineno, line in enumerate(split_lines(source), start=1):
         for match in EXPECT_MARKER.finditer(line):
             for code in re.split(r"\s*,\s*", match.group(1)):
                 found.add((code, lineno))

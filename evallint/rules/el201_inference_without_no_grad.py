@@ -10,6 +10,7 @@ from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
+from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import known_origins, linted_functions, loop_group, origins
 
@@ -131,7 +132,7 @@ def _no_grad_spelling(context) -> str | None:
 
 def _wrap_in_with(source: SourceModule, loop, no_grad: str) -> Fix:
     span = source.span_of(loop)
-    lines = source.text.splitlines(keepends=True)
+    lines = split_lines(source.text, keepends=True)
     indent = " " * (span.column - 1)
     unit = source.module.default_indent
     body = lines[span.line - 1:span.end_line]
