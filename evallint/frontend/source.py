@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from evallint.diagnostics import Span
+from evallint.frontend.positions import Positions
 
 # What a file must mention for any rule to react to it. Files without a match are never parsed.
 RELEVANT_TEXT = re.compile(
@@ -52,7 +52,7 @@ class SourceModule:
     path: str
     text: str
     module: cst.Module
-    _positions: dict | None = field(default=None, repr=False)
+    _positions: Positions | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, path: str, text: str) -> "SourceModule":
@@ -66,13 +66,11 @@ class SourceModule:
     def span_of(self, node: cst.CSTNode) -> Span:
         """1-based, end-exclusive span of ``node``; positions are computed on first use only."""
         if self._positions is None:
-            wrapper = MetadataWrapper(self.module, unsafe_skip_copy=True)
-            self._positions = wrapper.resolve(PositionProvider)
+            self._positions = Positions(self.module)
         if node not in self._positions and isinstance(node, cst.Expr):
             node = node.value  # a statement the CFG made from a branch of ``a() if c else b()``
-        code_range = self._positions[node]
-        return Span(code_range.start.line, code_range.start.column + 1,
-                    code_range.end.line, code_range.end.column + 1)
+        (line, column), (end_line, end_column) = self._positions.range_of(node)
+        return Span(line, column + 1, end_line, end_column + 1)
 
     def code_for(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
