@@ -385,6 +385,9 @@ class _Interpreter:
             self.emit(GradientUse(self.step, call))
             return True
         if receiver is None:
+            if method == "step" and _steps_remote_optimizer(func.value):
+                self.emit(OptimizerStep(self.step, call, None))
+                return True
             return False
         if self.context.imports.is_imported(func.value):
             return False  # ``torch.x(...)``, ``utils.evaluate(...)``: a module attribute
@@ -552,6 +555,16 @@ def _outermost_mode_call(node: cst.BaseExpression | None) -> cst.Call | None:
             return node
         node = node.func.value
     return None
+
+
+def _steps_remote_optimizer(receiver: cst.BaseExpression) -> bool:
+    """``opt_rref.rpc_sync().step()``: a call chain rooted at an optimizer-like name."""
+    node = receiver
+    while isinstance(node, (cst.Call, cst.Attribute, cst.Subscript)):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    return isinstance(node, cst.Name) and node is not receiver \
+        and bool(torch_api.OPTIMIZER_NAME.search(node.value)) \
+        and not torch_api.SCHEDULER_NAME.search(node.value)
 
 
 def _first_argument(call: cst.Call, *keywords: str) -> cst.BaseExpression | None:

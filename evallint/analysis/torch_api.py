@@ -15,7 +15,7 @@ GRAD_CONTEXTS = NO_GRAD | INFERENCE_MODE | ENABLE_GRAD
 AUTOGRAD_GRAD = frozenset({"torch.autograd.grad", "torch.autograd.functional.jacobian",
                            "torch.autograd.functional.hessian", "torch.func.grad",
                            "torch.func.vjp", "torch.func.jacrev", "torch.func.jacfwd"})
-AUTOGRAD_BACKWARD = frozenset({"torch.autograd.backward"})
+AUTOGRAD_BACKWARD = frozenset({"torch.autograd.backward", "torch.distributed.autograd.backward"})
 
 # -- exports (EL104) ------------------------------------------------------------------------
 EXPORT_FUNCTIONS = frozenset({
