@@ -185,3 +185,30 @@ def test_cross_file_summary(tmp_path):
     """, name="train.py")
     analysis = analyze_function(ctx, ctx.functions["<module>"])
     assert modes_at(analysis, Forward, "model") == {Mode.EVAL}
+
+
+def test_conditions_guarding_nothing_mode_related_are_not_kept_apart(tmp_path):
+    checks = "\n".join(f"    if is_primary(args):\n        log('step {i}')" for i in range(18))
+    ctx = context_for(tmp_path, f"import torch\n\ndef main(args, model, x):\n{checks}\n"
+                                f"{checks}\n    model(x)\n")
+    analysis = analyze_function(ctx, ctx.functions["main"])
+    forward = next(analysis.ops_of(Forward))
+    assert len(analysis.parts(forward)) == 1
+
+
+def test_partitions_stay_bounded_when_many_conditions_guard_steps(tmp_path):
+    from evallint.analysis.dataflow import MAX_PARTITIONS
+
+    steps = "\n".join(f"        if args.flag{i}:\n            loss.backward()\n            opt.step()"
+                      for i in range(12))
+    switches = "\n".join(f"        if args.flag{i}:\n            model.eval()\n        else:\n"
+                         f"            model.train()" for i in range(12))
+    ctx = context_for(tmp_path, f"import torch\n\ndef main(args, model, opt, loader):\n"
+                                f"    for x in loader:\n        loss = model(x).sum()\n"
+                                f"{steps}\n{switches}\n")
+    analysis = analyze_function(ctx, ctx.functions["main"])
+    assert all(len(analysis.parts(op)) <= MAX_PARTITIONS for op in analysis.ops.all())
+    # Merging loses correlation, never paths: the last switch can leave eval mode for the
+    # next iteration's steps.
+    step = next(analysis.ops_of(OptimizerStep))
+    assert Mode.EVAL in {fact.mode for fact in analysis.facts(step, "model")}

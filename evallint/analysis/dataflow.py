@@ -19,7 +19,7 @@ from evallint.analysis.ops import (
     TrainingFlagAssigned, ValueKind,
 )
 from evallint.analysis.state import (
-    ENTRY, Elements, Fact, FlowState, Grad, Origin, Part, join_states,
+    ENTRY, Elements, Fact, FlowState, Grad, Origin, Part, join_parts, join_states,
 )
 from evallint.frontend.cfg import Block, Condition, FunctionGraph, Loop, Region, StepKind
 from evallint.frontend.names import dotted_name
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from evallint.analysis.summary import Summary
 
 MAX_ITERATIONS = 200  # per block; the lattice is finite, this only guards against bugs
+# At most this many partitions (combinations of correlated branch outcomes) per program point.
+MAX_PARTITIONS = 16
+# Names in an if/while that make its condition worth correlating with later tests of it.
+GUARDED_NAMES = frozenset({"train", "eval", "backward", "step", "no_grad", "inference_mode",
+                           "set_grad_enabled", "enable_grad", "training"})
 
 
 def condition_key(test: cst.BaseExpression, value: bool, context: "ModuleContext") -> tuple[str, bool]:
@@ -85,13 +90,18 @@ class FunctionAnalysis:
     def _conditions(self) -> None:
         """Which branch conditions to keep apart: those tested at least twice, or decidable."""
         texts: dict[str, int] = {}
+        relevant: set[str] = set()
         self.condition_names: dict[str, set[str]] = {}
         for step in self.graph.steps():
             if step.kind is StepKind.TEST:
                 text, _ = self.condition_key(step.node, True)  # type: ignore[arg-type]
                 texts[text] = texts.get(text, 0) + 1
                 self.condition_names.setdefault(text, _names(step.node))
-        self.tracked = {text for text, count in texts.items() if count > 1}
+                if step.extra is None or _guards_mode_or_grad(step.extra, self.context):
+                    relevant.add(text)
+        # Only conditions that guard a mode/grad/training change are kept apart: each doubles
+        # the states, and ``if is_primary(args): log(...)`` tested 18 times must not cost 2**18.
+        self.tracked = {text for text, count in texts.items() if count > 1 and text in relevant}
         # Assumptions to drop when a name is rebound.
         self.texts_by_name: dict[str, set[str]] = {}
         for text in self.tracked:
@@ -127,7 +137,7 @@ class FunctionAnalysis:
                 if not edge_state:
                     continue
                 old = states.get(target)
-                new = edge_state if old is None else join_states(old, edge_state)
+                new = _bounded(edge_state if old is None else join_states(old, edge_state))
                 if old is None or not _same(old, new):
                     states[target] = new
                     if target not in in_worklist:
@@ -463,6 +473,34 @@ class FunctionAnalysis:
         while candidate not in part.modes and ("." in candidate or "[" in candidate):
             candidate = candidate.rsplit(".", 1)[0] if "." in candidate else candidate.rsplit("[", 1)[0]
         return candidate if candidate in part.modes else key
+
+
+def _guards_mode_or_grad(statement: cst.CSTNode, context: "ModuleContext") -> bool:
+    """Does an if/while mention a mode call, a training step or a grad switch in its test or
+    body? Memoised per statement."""
+    key = ("guards", statement)
+    if key not in context.cache:
+        found = False
+        pending = [statement]
+        while pending and not found:
+            node = pending.pop()
+            if isinstance(node, cst.Name) and node.value in GUARDED_NAMES:
+                found = True
+            pending.extend(child_nodes(node))
+        context.cache[key] = found
+    return context.cache[key]  # type: ignore[return-value]
+
+
+def _bounded(state: FlowState) -> FlowState:
+    """Past MAX_PARTITIONS, merge every partition into one: branches are then no longer kept
+    apart (more paths, never fewer), and the cost stays linear."""
+    if len(state) <= MAX_PARTITIONS:
+        return state
+    parts = iter(state.values())
+    merged = next(parts)
+    for part in parts:
+        merged = join_parts(merged, part)
+    return {frozenset(): merged.replace(assumptions=frozenset())}
 
 
 def _inside(region: "Region | None", outer: "Region") -> bool:

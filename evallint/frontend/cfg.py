@@ -57,7 +57,8 @@ class Step:
     node: cst.CSTNode
     loop: Loop | None
     region: Region | None
-    # For LOOP_BIND: the iterable; for WITH_ITEM: the WithItem (the node is its expression).
+    # For LOOP_BIND: the iterable; for WITH_ITEM: the WithItem (the node is its expression);
+    # for the TEST of an if/while (statement or ``a if c else b``): that whole statement.
     extra: cst.CSTNode | None = None
     order: int = 0  # position in source order within the function
 
@@ -265,7 +266,7 @@ class _GraphBuilder:
     def conditional_expression(self, node: cst.IfExp, block: Block) -> Block:
         """``a() if test else b()`` as a statement branches like ``if``, so that the test
         correlates with later tests of the same condition (``model.train() if phase == ...``)."""
-        self.add(block, StepKind.TEST, node.test)
+        self.add(block, StepKind.TEST, node.test, node)
         after = self.new_block()
         for value, branch in ((True, node.body), (False, node.orelse)):
             start = self.new_block()
@@ -288,7 +289,7 @@ class _GraphBuilder:
             current.link(target)
 
     def stmt_If(self, node: cst.If, block: Block) -> Block | None:
-        self.add(block, StepKind.TEST, node.test)
+        self.add(block, StepKind.TEST, node.test, node)
         body = self.new_block()
         block.link(body, Condition(node.test, True))
         after = self.new_block()
@@ -315,7 +316,7 @@ class _GraphBuilder:
                             saved_jumps.loop_depth + 1)
         body = self.new_block()
         if isinstance(node, cst.While):
-            self.add(head, StepKind.TEST, node.test)
+            self.add(head, StepKind.TEST, node.test, node)
             head.link(body, Condition(node.test, True))
         else:
             self.add(body, StepKind.LOOP_BIND, node.target, extra=node.iter)
