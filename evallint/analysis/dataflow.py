@@ -421,6 +421,14 @@ class FunctionAnalysis:
             steps += list(self.ops_of(Backward))
         return steps
 
+    def grad_sensitive_steps(self) -> list[Op]:
+        """The training steps that need gradients: backward calls, and calls of functions whose
+        backward runs in the grad state of their caller. (``optimizer.step()`` itself runs
+        under no-grad by design.)"""
+        return [op for op in self.training_steps()
+                if isinstance(op, Backward) or isinstance(op, Call)
+                and (summary := self.summary_of(op)) is not None and summary.backward_in_caller_grad]
+
     def loops_with_training(self) -> set[Loop]:
         return {loop for op in self.training_steps() for loop in op.step.loops}
 

@@ -116,6 +116,9 @@ class _Interpreter:
                 self.local_classes[key] = symbol
                 if not context.is_module_class(symbol) and not symbol.node.bases:
                     self.not_models.add(key)
+                elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
+                        not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
+                    self.optimizer_keys.add(key)  # the project's own Optimizer subclass
             elif isinstance(symbol, External):
                 qualified = symbol.qualified
                 if qualified.startswith(torch_api.SCHEDULER_PREFIXES):
@@ -391,6 +394,9 @@ class _Interpreter:
             return False
         if self.context.imports.is_imported(func.value):
             return False  # ``torch.x(...)``, ``utils.evaluate(...)``: a module attribute
+        if method == "step" and receiver in self.optimizer_keys:
+            self.step_call(call, receiver)
+            return True
         project_method = self.resolve_method(receiver, method)
         if project_method is not None:
             self.emit(self.project_call(call, project_method, receiver=receiver))

@@ -14,7 +14,7 @@ from evallint.analysis.dataflow import FunctionAnalysis, analyze_function
 from evallint.analysis.interpret import RETURN_KEY
 from evallint.analysis.keys import head, is_within
 from evallint.analysis.ops import Forward, Mode, SetMode
-from evallint.analysis.state import ENTRY, Fact
+from evallint.analysis.state import ENTRY, Fact, Grad
 from evallint.frontend.cfg import FunctionGraph, StepKind
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class Summary:
     exit_modes: dict[str, frozenset[Fact]]  # caller-visible keys whose mode the function changes
     returns: frozenset[Fact] | None  # mode facts of the returned model, if any
     trains: bool  # an optimizer step is reachable (directly or through calls)
+    # A training backward runs in the grad state the caller is in (directly or through calls).
+    backward_in_caller_grad: bool
     trained_at_entry: frozenset[str]  # keys trained while in the mode the caller left them in
     forwarded: frozenset[str]  # keys called forward outside no-grad
     inferred_at_entry: frozenset[str]  # keys run for inference in the caller's mode
@@ -127,6 +129,9 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         exit_modes=exit_modes,
         returns=returns if any(f.mode is not Mode.ENTRY for f in returns) else None,
         trains=analysis.trains(),
+        backward_in_caller_grad=any(
+            state == Grad.ENTRY for op in analysis.grad_sensitive_steps()
+            for state, _ in analysis.grad_states(op)),
         trained_at_entry=frozenset(trained),
         forwarded=frozenset(k for k in analysis.forwarded_outside_no_grad()
                             if is_external_key(analysis, k)),

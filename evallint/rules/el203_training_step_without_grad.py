@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from evallint.analysis.grad import lexical_grad
-from evallint.analysis.ops import Backward, Call, Op
+from evallint.analysis.ops import Call, Op
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
@@ -17,11 +17,14 @@ class TrainingStepWithoutGrad(Rule):
     name = "training-step-without-grad"
     summary = "A training step runs with gradients disabled"
     what_it_does = (
-        "Finds training steps (a `backward()` in a function that steps an optimizer, "
-        "`optimizer.step()`, or a call of a function that trains) inside `torch.no_grad()`, "
+        "Finds training steps that need gradients (a `backward()` in a function that steps an "
+        "optimizer, or a call of a function whose training `backward()` runs in its caller's "
+        "grad state) inside `torch.no_grad()`, "
         "`torch.inference_mode()`, a no-grad-decorated function, or after a bare "
         "`torch.set_grad_enabled(False)` on some path. Quiet under a nested "
-        "`with torch.enable_grad():`."
+        "`with torch.enable_grad():`, and for `optimizer.step()` under no-grad (optimizers "
+        "update parameters without recording a graph; an optimizer wrapper's `@torch.no_grad()` "
+        "`step()` is correct)."
     )
     why_bad = (
         "Under no-grad autograd records nothing: `backward()` raises (\"element 0 of tensors "
@@ -57,11 +60,9 @@ def train_epoch(model, loader, optimizer):
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
         for analysis in linted_functions(ctx.analysis):
-            steps = analysis.training_steps()
-            backwards = {op for op in steps if isinstance(op, Backward)}
             groups: dict[object, Op] = {}
-            for op in sorted(steps, key=lambda op: (op not in backwards and not isinstance(op, Call),
-                                                    op.step.order)):
+            for op in sorted(analysis.grad_sensitive_steps(),
+                             key=lambda op: (isinstance(op, Call), op.step.order)):
                 if not analysis.grad_disabled(op):
                     continue
                 found = lexical_grad(current, op.step.region, analysis.graph)
