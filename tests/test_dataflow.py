@@ -203,7 +203,8 @@ def test_partitions_stay_bounded_when_many_conditions_guard_steps(tmp_path):
                       for i in range(12))
     switches = "\n".join(f"        if args.flag{i}:\n            model.eval()\n        else:\n"
                          f"            model.train()" for i in range(12))
-    ctx = context_for(tmp_path, f"import torch\n\ndef main(args, model, opt, loader):\n"
+    ctx = context_for(tmp_path, f"import torch\n\ndef main(model, opt, loader):\n"
+                                f"    args = parse_args()\n"
                                 f"    for x in loader:\n        loss = model(x).sum()\n"
                                 f"{steps}\n{switches}\n")
     analysis = analyze_function(ctx, ctx.functions["main"])
@@ -212,3 +213,23 @@ def test_partitions_stay_bounded_when_many_conditions_guard_steps(tmp_path):
     # next iteration's steps.
     step = next(analysis.ops_of(OptimizerStep))
     assert Mode.EVAL in {fact.mode for fact in analysis.facts(step, "model")}
+
+
+def test_mode_picked_by_a_parameter_is_unknown_unless_the_call_site_passes_a_literal(tmp_path):
+    ctx = context_for(tmp_path, """
+        import torch
+
+        def run(model, x, training):
+            if training:
+                model.train()
+            else:
+                model.eval()
+            return model(x)
+
+        net = torch.nn.Dropout()
+        run(net, 1, training=False)
+    """)
+    run = analyze_function(ctx, ctx.functions["run"])
+    assert modes_at(run, Forward, "model") == {Mode.UNKNOWN}
+    summary = summarize(ctx, ctx.functions["run"], {"training": False})
+    assert {fact.mode for fact in summary.exit_modes["model"]} == {Mode.EVAL}

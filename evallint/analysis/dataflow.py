@@ -22,7 +22,7 @@ from evallint.analysis.state import (
     ENTRY, Elements, Fact, FlowState, Grad, Origin, Part, join_parts, join_states,
 )
 from evallint.frontend.cfg import Block, Condition, FunctionGraph, Loop, Region, StepKind
-from evallint.frontend.names import dotted_name
+from evallint.frontend.names import names_read
 from evallint.frontend.nodes import child_nodes
 
 if TYPE_CHECKING:
@@ -48,20 +48,6 @@ def condition_key(test: cst.BaseExpression, value: bool, context: "ModuleContext
         test = test.with_changes(comparisons=[target.with_changes(operator=operator)])
         value = not value
     return context.source.module.code_for_node(test), value
-
-
-def _names(node: cst.CSTNode) -> set[str]:
-    found: set[str] = set()
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, (cst.Name, cst.Attribute)):
-            dotted = dotted_name(current)
-            if dotted is not None:
-                found.add(dotted.partition(".")[0])
-                continue
-        stack.extend(child_nodes(current))
-    return found
 
 
 class FunctionAnalysis:
@@ -96,7 +82,7 @@ class FunctionAnalysis:
             if step.kind is StepKind.TEST:
                 text, _ = self.condition_key(step.node, True)  # type: ignore[arg-type]
                 texts[text] = texts.get(text, 0) + 1
-                self.condition_names.setdefault(text, _names(step.node))
+                self.condition_names.setdefault(text, names_read(step.node))
                 if step.extra is None or _guards_mode_or_grad(step.extra, self.context):
                     relevant.add(text)
         # Only conditions that guard a mode/grad/training change are kept apart: each doubles
@@ -151,7 +137,7 @@ class FunctionAnalysis:
     def transfer_block(self, block: Block, state: FlowState, record: bool) -> FlowState:
         for step in block.steps:
             if step.kind is StepKind.LOOP_BIND:
-                state = self.drop_assumptions_for(state, _names(step.node))
+                state = self.drop_assumptions_for(state, names_read(step.node))
             for op in self.ops.by_step[step]:
                 if record:
                     existing = self.op_parts.get(op, ())
@@ -255,7 +241,10 @@ class FunctionAnalysis:
         if op.restore_var is not None and op.restore_var in self.bindings:
             mode = Mode.TRAIN if self.bindings[op.restore_var] else Mode.EVAL
             return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
-        return part.set_facts(op.key, frozenset({Fact(op.mode, self.origin(op))}))
+        mode = op.mode
+        if op.chosen_by is not None and self.decide(op.chosen_by) is None:
+            mode = Mode.UNKNOWN  # the caller picks the mode through a parameter
+        return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
 
     def apply_bind(self, op: Bind, part: Part) -> Part:
         if op.kind is ValueKind.ALIAS and op.source == op.key:

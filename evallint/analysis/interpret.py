@@ -21,7 +21,7 @@ from evallint.analysis.ops import (
     TrainingFlagAssigned, ValueKind,
 )
 from evallint.frontend.cfg import FunctionGraph, Step, StepKind
-from evallint.frontend.names import dotted_name
+from evallint.frontend.names import dotted_name, names_read
 from evallint.frontend.nodes import child_nodes
 
 # The pseudo-key under which a function's return value is tracked.
@@ -83,6 +83,8 @@ class _Interpreter:
         self.optimizer_keys: set[str] = set()
         self.scheduler_keys: set[str] = set()
         self.not_models: set[str] = set()
+        # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
+        self.chosen_by_caller: dict[cst.Call, cst.BaseExpression] = {}
         self.result = FunctionOps(graph, {})
 
     def run(self) -> FunctionOps:
@@ -97,6 +99,7 @@ class _Interpreter:
     # -- prescan: flow-insensitive facts about keys (their classes, optimizers) --------------
 
     def prescan(self) -> None:
+        self.find_mode_choices()
         assignments = list(self.assignments_in(self.graph))
         # Keys the function assigns itself are its locals; ``self.<attr>`` set in ``__init__``
         # is the object's state, which every method shares with its callers.
@@ -128,6 +131,24 @@ class _Interpreter:
                 if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
                         or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.not_models.add(key)
+
+    def find_mode_choices(self) -> None:
+        """``if training: m.train() else: m.eval()`` (or the ``a if c else b`` form) where the
+        test reads only parameters: the caller chooses the mode, so it is unknown here unless a
+        call site passes a literal."""
+        params = self.params - {"self", "cls"}
+        for step in self.graph.steps():
+            statement = step.extra
+            if step.kind is not StepKind.TEST or not isinstance(statement, (cst.If, cst.IfExp)):
+                continue
+            names = names_read(statement.test)
+            if not names or not names <= params:
+                continue
+            branches = (statement.body, statement.orelse)
+            calls = [_mode_calls(branch) for branch in branches]
+            if all(calls):
+                for call in calls[0] + calls[1]:
+                    self.chosen_by_caller[call] = statement.test
 
     def assignments_in(self, graph: FunctionGraph) -> Iterator[tuple[str, cst.BaseExpression, ModuleContext]]:
         for step in graph.steps():
@@ -422,16 +443,19 @@ class _Interpreter:
             return cls.context.find_method(cls, method)
         return None
 
+    def set_mode(self, call: cst.Call, receiver: str, mode: Mode) -> SetMode:
+        return SetMode(self.step, call, receiver, mode, chosen_by=self.chosen_by_caller.get(call))
+
     def mode_call(self, call: cst.Call, receiver: str, method: str) -> None:
         args = call.args
         if method == "eval":
             if args:
                 self.emit(BadModeArgument(self.step, call, receiver, method))
             else:
-                self.emit(SetMode(self.step, call, receiver, Mode.EVAL))
+                self.emit(self.set_mode(call, receiver, Mode.EVAL))
             return
         if not args:
-            self.emit(SetMode(self.step, call, receiver, Mode.TRAIN))
+            self.emit(self.set_mode(call, receiver, Mode.TRAIN))
             return
         if len(args) > 1 or (args[0].keyword is not None and args[0].keyword.value != "mode") \
                 or args[0].star:
@@ -441,7 +465,7 @@ class _Interpreter:
         if ok:
             if isinstance(literal, (str, int, float)) and not isinstance(literal, bool):
                 self.emit(BadModeArgument(self.step, call, receiver, method))
-            self.emit(SetMode(self.step, call, receiver, Mode.TRAIN if literal else Mode.EVAL))
+            self.emit(self.set_mode(call, receiver, Mode.TRAIN if literal else Mode.EVAL))
         elif isinstance(value, cst.Name):
             self.emit(SetMode(self.step, call, receiver, Mode.UNKNOWN, restore_var=value.value))
         else:
@@ -551,6 +575,21 @@ def _literal_element_keys(node: cst.BaseExpression) -> tuple[str, ...]:
         return ()
     keys = [key_of(value) for value in values]
     return tuple(k for k in keys if k is not None) if keys and None not in keys else ()
+
+
+def _mode_calls(node: cst.CSTNode | None) -> list[cst.Call]:
+    """The ``.train(...)``/``.eval()`` calls in ``node`` (not in nested functions)."""
+    found: list[cst.Call] = []
+    pending = [node] if node is not None else []
+    while pending:
+        current = pending.pop()
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute) \
+                and current.func.attr.value in ("train", "eval"):
+            found.append(current)
+        pending.extend(child_nodes(current))
+    return found
 
 
 def _outermost_mode_call(node: cst.BaseExpression | None) -> cst.Call | None:

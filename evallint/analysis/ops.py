@@ -39,6 +39,8 @@ class SetMode(Op):
     key: str
     mode: Mode
     restore_var: str | None = None
+    # The test on parameters that picks this call (``if training: m.train() else: m.eval()``).
+    chosen_by: cst.BaseExpression | None = None
 
 
 @dataclass(eq=False)

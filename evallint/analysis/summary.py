@@ -16,6 +16,7 @@ from evallint.analysis.keys import head, is_within
 from evallint.analysis.ops import Forward, Mode, SetMode
 from evallint.analysis.state import ENTRY, Fact, Grad
 from evallint.frontend.cfg import FunctionGraph, StepKind
+from evallint.frontend.names import names_read
 
 if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext, ProjectClass
@@ -61,14 +62,13 @@ def _literal_parameters(context: "ModuleContext", graph: FunctionGraph) -> set[s
     """Parameters whose literal value at a call site can change the effect (tests, train(x))."""
     cache_key = ("literal_params", graph)
     if cache_key not in context.cache:
-        from evallint.analysis.dataflow import _names
         from evallint.analysis.interpret import function_ops
 
         params = set(graph.param_names)
         used: set[str] = set()
         for step in graph.steps():
             if step.kind is StepKind.TEST:
-                used |= _names(step.node) & params
+                used |= names_read(step.node) & params
         for op in function_ops(context, graph).all():
             if isinstance(op, SetMode) and op.restore_var in params:
                 used.add(op.restore_var)

@@ -115,3 +115,18 @@ def _bodies(node: cst.BaseCompoundStatement) -> list[cst.CSTNode]:
                                 cst.MatchCase, cst.If)):
             found.extend(_bodies(child) if not isinstance(child, cst.If) else [child])
     return found
+
+
+def names_read(node: cst.CSTNode) -> set[str]:
+    """The variables an expression reads: the head of each name or dotted name in it."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (cst.Name, cst.Attribute)):
+            dotted = dotted_name(current)
+            if dotted is not None:
+                found.add(dotted.partition(".")[0])
+                continue
+        stack.extend(child_nodes(current))
+    return found

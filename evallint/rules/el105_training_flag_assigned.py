@@ -21,7 +21,9 @@ class TrainingFlagAssignedRule(Rule):
         "Finds assignments to `.training` on a model. `nn.Module.train()`/`.eval()` set the "
         "flag on the module and every child; assigning the attribute changes only the module "
         "itself. Quiet for `self.training = mode` inside a `train(self, mode)` override, on "
-        "objects that are not models, and in loops over `named_modules()` that set it per module."
+        "objects that are not models, in loops over `named_modules()` that set it per module, and "
+        "for `new.training = old.training` (a converted layer taking over the flag of the layer "
+        "it replaces, as `convert_sync_batchnorm` does)."
     )
     why_bad = (
         "Dropout and BatchNorm layers inside the model read their own `training` flag, which "
@@ -54,7 +56,8 @@ with torch.no_grad():
         source = ctx.analysis.source
         for analysis in linted_functions(ctx.analysis):
             for op in analysis.ops_of(TrainingFlagAssigned):
-                if op.in_module_loop or not is_model_key(analysis, op, op.key, ctx.settings):
+                if op.in_module_loop or _copies_a_flag(op.value) \
+                        or not is_model_key(analysis, op, op.key, ctx.settings):
                     continue
                 statement = op.step.node
                 fix = None
@@ -70,3 +73,8 @@ with torch.no_grad():
                     f"assigning `{op.key}.training` changes only the top module; its Dropout/"
                     f"BatchNorm children keep their mode: call `{op.key}.eval()` or "
                     f"`{op.key}.train()`", fix=fix)
+
+
+def _copies_a_flag(value: cst.BaseExpression) -> bool:
+    """``new.training = old.training``: the flag handed over to a replacement layer."""
+    return isinstance(value, cst.Attribute) and value.attr.value == "training"
