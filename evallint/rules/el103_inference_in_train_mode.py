@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.ops import Call, Forward, Mode, Op
+from evallint.analysis.ops import Backward, Call, Forward, GradientUse, Mode, Op, SetMode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
@@ -20,7 +20,9 @@ class InferenceInTrainMode(Rule):
         "Finds forward calls made for evaluation or inference (inside a no-grad region, or in a "
         "function or loop with no training step) on a model known to be in train mode: freshly "
         "constructed or loaded and never `.eval()`'d, or after `.train()` with no `.eval()` in "
-        "between. A model whose mode is unknown (a function parameter) is not reported."
+        "between. A model whose mode is unknown (a function parameter) is not reported, nor one "
+        "put in train mode explicitly by a function that computes gradients (`backward()`, "
+        "`torch.autograd.grad`) without an optimizer: that train mode is asked for."
     )
     why_bad = (
         "In train mode Dropout randomly zeroes activations and BatchNorm normalises with the "
@@ -55,7 +57,7 @@ with torch.no_grad():
             seen: set[tuple[object, str]] = set()
             for op, key in _inference_uses(analysis):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
-                if not trains:
+                if not trains or _gradients_in_chosen_train_mode(analysis, trains):
                     continue
                 group = (op.step.loop, key)
                 if group in seen:
@@ -70,6 +72,15 @@ with torch.no_grad():
                     f"call `{key}.eval()` first",
                     related=tuple(related_for(trains[0], "train mode from here")),
                     severity=severity, notes=notes)
+
+
+def _gradients_in_chosen_train_mode(analysis, trains: list) -> bool:
+    """``model.train(); loss = model(x); loss.backward()`` with no optimizer: gradients computed
+    in a train mode the code asked for explicitly (a backward test, MC-dropout saliency)."""
+    computes_gradients = any(True for _ in analysis.ops_of(Backward)) or \
+        any(True for _ in analysis.ops_of(GradientUse))
+    return computes_gradients and not analysis.training_steps() \
+        and all(isinstance(o.innermost().op, SetMode) for o in trains)
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
