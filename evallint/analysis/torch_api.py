@@ -44,6 +44,10 @@ MODE_DEPENDENT_LAYERS = re.compile(
     r"^(Dropout\w*|AlphaDropout|FeatureAlphaDropout|BatchNorm\w*|SyncBatchNorm|InstanceNorm\w*"
     r"|LazyBatchNorm\w*|LazyInstanceNorm\w*|RNN|LSTM|GRU|Transformer\w*|MultiheadAttention"
     r"|Sequential|ModuleList|ModuleDict|RNNBase)$")
+# Containers: mode-dependent only through what they hold.
+CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
+# Recurrent layers: mode-dependent only with ``dropout`` > 0 (between stacked layers).
+RECURRENT_LAYERS = frozenset({"RNN", "LSTM", "GRU"})
 # torch.nn built-ins that never change with the mode (not models by themselves).
 MODE_FREE_LAYERS = re.compile(
     r"^(Linear|Bilinear|LazyLinear|Identity|Conv\w*|LazyConv\w*|ConvTranspose\w*|Embedding\w*"

@@ -11,7 +11,7 @@ from evallint.analysis import torch_api
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.module import External, ModuleContext, ProjectClass
-from evallint.analysis.interpret import FunctionOps, function_ops
+from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
 from evallint.analysis.ops import Bind, Call, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
 from evallint.analysis.state import Fact, Origin
 from evallint.diagnostics import Severity
@@ -37,7 +37,7 @@ def where(context: ModuleContext, node: cst.CSTNode, current: ModuleContext) -> 
 
 
 def code_of(context: ModuleContext, node: cst.CSTNode) -> str:
-    text = context.source.code_for(node).strip()
+    text = " ".join(context.source.code_for(node).split())  # one line, for every output format
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -107,7 +107,7 @@ def severity_for(analysis: FunctionAnalysis, key: str) -> tuple[Severity, tuple[
             if op.kind is ValueKind.FRESH and op.key == key and op.model_class is not None:
                 classes.add(op.model_class)
     if classes and all(isinstance(c, ProjectClass) and mode_free(c) for c in classes):
-        names = ", ".join(sorted(c.qualname for c in classes))  # type: ignore[union-attr]
+        names = ", ".join(sorted({c.qualname for c in classes}))  # type: ignore[union-attr]
         return Severity.WARNING, (
             f"{names} has no Dropout, BatchNorm or other mode-dependent layer, so this has no "
             "effect today; it will once such a layer is added",)
@@ -115,31 +115,54 @@ def severity_for(analysis: FunctionAnalysis, key: str) -> tuple[Severity, tuple[
 
 
 def mode_free(cls: ProjectClass, _seen: frozenset[int] = frozenset()) -> bool:
-    """Does a project nn.Module class contain only layers whose behaviour ignores the mode?"""
+    """Does a project nn.Module class contain only layers whose behaviour ignores the mode?
+
+    Its instance methods are read (class- and static methods build other objects); a layer that
+    reads ``self.training`` itself (DropPath) depends on the mode; containers (Sequential,
+    ModuleList) are judged by what is put in them.
+    """
     if id(cls.node) in _seen:
         return True
     context = cls.context
     stack: list[cst.CSTNode] = [cls.node]
     while stack:
         node = stack.pop()
+        if isinstance(node, cst.FunctionDef) and _is_class_or_static(node):
+            continue
         stack.extend(child_nodes(node))
+        if isinstance(node, cst.Attribute) and node.attr.value == "training" \
+                and isinstance(node.value, cst.Name) and node.value.value == "self":
+            return False
         if not isinstance(node, cst.Call):
             continue
         symbol = context.resolve(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
         if isinstance(symbol, ProjectClass):
             if context.is_module_class(symbol) and not mode_free(symbol, _seen | {id(cls.node)}):
                 return False
-        elif isinstance(symbol, External):
-            qualified = symbol.qualified
-            name = torch_api.last_part(qualified)
-            if qualified.startswith("torch.nn.functional.") and "dropout" in name:
-                return False
-            if torch_api.is_torch_nn_class(qualified):
-                if torch_api.nn_layer_is_model(qualified) is not False:
-                    return False
-            elif name[:1].isupper() and not qualified.startswith(("torch.", "typing.")):
-                return False  # an unknown class: may be a submodule with dropout
+        elif isinstance(symbol, External) and not _mode_free_layer(symbol.qualified, node):
+            return False
     return True
+
+
+def _is_class_or_static(func: cst.FunctionDef) -> bool:
+    return any(isinstance(d.decorator, cst.Name) and d.decorator.value in ("classmethod", "staticmethod")
+               for d in func.decorators)
+
+
+def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
+    """Is this construction of an external class one that ignores the mode?"""
+    name = torch_api.last_part(qualified)
+    if qualified.startswith("torch.nn.functional.") and "dropout" in name:
+        return False
+    if torch_api.is_torch_nn_class(qualified):
+        if name in torch_api.CONTAINERS:
+            return True  # judged by the layers built into it
+        if name in torch_api.RECURRENT_LAYERS:
+            dropout = next((a.value for a in call.args if a.keyword and a.keyword.value == "dropout"), None)
+            return dropout is None or literal_value(dropout) in ((True, 0), (True, 0.0))
+        return torch_api.nn_layer_is_model(qualified) is False
+    # An unknown class may be a submodule with dropout; plain functions and torch helpers are not.
+    return not (name[:1].isupper() and not qualified.startswith(("torch.", "typing.")))
 
 
 def is_training_call(analysis: FunctionAnalysis, op: Op) -> bool:
