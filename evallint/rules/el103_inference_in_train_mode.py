@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.ops import Backward, Call, Forward, GradientUse, Mode, Op, SetMode
+from evallint.analysis.ops import Call, Forward, Mode, Op, SetMode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
@@ -21,8 +21,9 @@ class InferenceInTrainMode(Rule):
         "function or loop with no training step) on a model known to be in train mode: freshly "
         "constructed or loaded and never `.eval()`'d, or after `.train()` with no `.eval()` in "
         "between. A model whose mode is unknown (a function parameter) is not reported, nor one "
-        "put in train mode explicitly by a function that computes gradients (`backward()`, "
-        "`torch.autograd.grad`) without an optimizer: that train mode is asked for."
+        "that the same function, having no training step, put in train mode itself: that train "
+        "mode is asked for (re-estimating BatchNorm statistics, Monte Carlo dropout, gradient "
+        "checks, tests of train-mode behaviour)."
     )
     why_bad = (
         "In train mode Dropout randomly zeroes activations and BatchNorm normalises with the "
@@ -57,7 +58,7 @@ with torch.no_grad():
             seen: set[tuple[object, str]] = set()
             for op, key in _inference_uses(analysis):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
-                if not trains or _gradients_in_chosen_train_mode(analysis, trains):
+                if not trains or _train_mode_chosen_here(analysis, trains):
                     continue
                 group = (op.step.loop, key)
                 if group in seen:
@@ -74,13 +75,12 @@ with torch.no_grad():
                     severity=severity, notes=notes)
 
 
-def _gradients_in_chosen_train_mode(analysis, trains: list) -> bool:
-    """``model.train(); loss = model(x); loss.backward()`` with no optimizer: gradients computed
-    in a train mode the code asked for explicitly (a backward test, MC-dropout saliency)."""
-    computes_gradients = any(True for _ in analysis.ops_of(Backward)) or \
-        any(True for _ in analysis.ops_of(GradientUse))
-    return computes_gradients and not analysis.training_steps() \
-        and all(isinstance(o.innermost().op, SetMode) for o in trains)
+def _train_mode_chosen_here(analysis, trains: list) -> bool:
+    """``model.train()`` in a function (or script) that has no training step: train mode for a
+    non-training forward was asked for right there (re-estimating BatchNorm statistics, Monte
+    Carlo dropout, a test of train-mode behaviour, a gradient check)."""
+    return not analysis.training_steps() and all(
+        origin.via is None and isinstance(origin.op, SetMode) for origin in trains)
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
