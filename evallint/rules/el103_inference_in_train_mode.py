@@ -21,9 +21,9 @@ class InferenceInTrainMode(Rule):
         "function or loop with no training step) on a model known to be in train mode: freshly "
         "constructed or loaded and never `.eval()`'d, or after `.train()` with no `.eval()` in "
         "between. A model whose mode is unknown (a function parameter) is not reported, nor one "
-        "that the same function, having no training step, put in train mode itself: that train "
-        "mode is asked for (re-estimating BatchNorm statistics, Monte Carlo dropout, gradient "
-        "checks, tests of train-mode behaviour)."
+        "that the same function put in train mode itself without training it: that train mode "
+        "is asked for (re-estimating BatchNorm statistics, Monte Carlo dropout, gradient checks, "
+        "tests of train-mode behaviour)."
     )
     why_bad = (
         "In train mode Dropout randomly zeroes activations and BatchNorm normalises with the "
@@ -58,7 +58,7 @@ with torch.no_grad():
             seen: set[tuple[object, str]] = set()
             for op, key in _inference_uses(analysis):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
-                if not trains or _train_mode_chosen_here(analysis, trains):
+                if not trains or _train_mode_chosen_here(analysis, key, trains):
                     continue
                 group = (op.step.loop, key)
                 if group in seen:
@@ -75,12 +75,13 @@ with torch.no_grad():
                     severity=severity, notes=notes)
 
 
-def _train_mode_chosen_here(analysis, trains: list) -> bool:
-    """``model.train()`` in a function (or script) that has no training step: train mode for a
+def _train_mode_chosen_here(analysis, key: str, trains: list) -> bool:
+    """``model.train()`` by this very function, which never trains that model: train mode for a
     non-training forward was asked for right there (re-estimating BatchNorm statistics, Monte
-    Carlo dropout, a test of train-mode behaviour, a gradient check)."""
-    return not analysis.training_steps() and all(
-        origin.via is None and isinstance(origin.op, SetMode) for origin in trains)
+    Carlo dropout, a noise model, a test of train-mode behaviour, a gradient check)."""
+    if not all(origin.via is None and isinstance(origin.op, SetMode) for origin in trains):
+        return False
+    return not any(key in analysis.trained_keys(step) for step in analysis.training_steps())
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
