@@ -105,7 +105,7 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
                           settings=config.settings, config_root=config.root,
                           per_file_ignores=tuple(config.per_file_ignores.items()))
     cache = None if no_cache or from_stdin else ResultCache(config.root, _fingerprint(config, options))
-    show_progress = not quiet and sys.stderr.isatty() and len(targets) > PROGRESS_THRESHOLD
+    show_progress = not quiet and _stderr_is_terminal() and len(targets) > PROGRESS_THRESHOLD
     diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)
 
     context = ReportContext(quiet=quiet, unsafe_fixes=unsafe_fixes,
@@ -124,6 +124,10 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
     else:
         formats()[output_format](diagnostics, context)
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _fingerprint(config: Config, options: LintOptions) -> str:
