@@ -16,7 +16,7 @@ from rich.table import Table
 from evallint import __version__
 from evallint.analysis.project import Project, find_root
 from evallint.cache import ResultCache
-from evallint.config import Config, ConfigError, load_config, split_codes
+from evallint.config import ConfigError, load_config, split_codes
 from evallint.diagnostics import Diagnostic
 from evallint.discovery import Excluder, discover
 from evallint.fixes import apply_fixes, unified_diff, write_atomically
@@ -101,10 +101,11 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
         excluder = Excluder.from_patterns(config.root, config.exclude)
         targets = [Target(str(path), path) for path in discover(given, excluder)]
         root = find_root(given)
+    use_cache = not (no_cache or from_stdin)
     options = LintOptions(root=root, codes=tuple(rule.code for rule in rules),
                           settings=config.settings, config_root=config.root,
                           per_file_ignores=tuple(config.per_file_ignores.items()))
-    cache = None if no_cache or from_stdin else ResultCache(config.root, _fingerprint(config, options))
+    cache = ResultCache(config.root, _fingerprint(options)) if use_cache else None
     show_progress = not quiet and _stderr_is_terminal() and len(targets) > PROGRESS_THRESHOLD
     diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)
 
@@ -130,7 +131,7 @@ def _stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
-def _fingerprint(config: Config, options: LintOptions) -> str:
+def _fingerprint(options: LintOptions) -> str:
     """What besides a file's content decides its findings; part of every cache key."""
     # The working folder too: related locations in imported files are shown relative to it.
     text = repr((options.codes, options.settings, options.per_file_ignores, str(options.root),

@@ -51,6 +51,8 @@ class LintOptions:
     config_root: Path | None = None
     settings: RuleSettings = RuleSettings()
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Hash the project files each analysis read (set by ``lint_targets`` when it has a cache).
+    record_dependencies: bool = False
 
     @property
     def rules(self) -> tuple[type[Rule], ...]:
@@ -101,7 +103,8 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
         found = [_relative_related(d) for d in found]
         if notebook:
             found = [notebook.to_cell(d) for d in found]
-        dependencies = {str(p): file_hash(p) for p in sorted(project.dependencies_of(target.file))}
+        dependencies = {str(p): file_hash(p) for p in sorted(project.dependencies_of(target.file))} \
+            if options.record_dependencies else {}
         return FileResult(target.path, found, dependencies)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
         return FileResult(target.path, [internal_error(target.path, error)])
@@ -167,6 +170,7 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                  cache: ResultCache | None = None,
                  on_progress: Callable[[int], None] | None = None) -> list[Diagnostic]:
     """Findings of all ``targets``, sorted; cached results are reused and new ones stored."""
+    options = replace(options, record_dependencies=cache is not None)
     results: list[FileResult] = []
     pending: list[Target] = []
     digests: dict[str, str] = {}

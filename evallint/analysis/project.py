@@ -78,7 +78,7 @@ class Project:
             for dependency in context.dependencies:
                 if dependency not in found:
                     found.add(dependency)
-                    pending.append(dependency.resolve())
+                    pending.append(dependency)
         found.discard(file.resolve())
         return found
 
