@@ -112,12 +112,12 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
 
 def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
     """Related locations in imported files are found by absolute path; show them relative to the
-    working folder when they are below it."""
-    if not any(os.path.isabs(r.path) for r in diagnostic.related):
+    working folder when they are below it (the linted file keeps the path the user gave)."""
+    if not any(os.path.isabs(r.path) and r.path != diagnostic.path for r in diagnostic.related):
         return diagnostic
     related = []
     for item in diagnostic.related:
-        if os.path.isabs(item.path):
+        if os.path.isabs(item.path) and item.path != diagnostic.path:
             relative = os.path.relpath(item.path)
             if not relative.startswith(".."):
                 item = replace(item, path=relative)

@@ -63,6 +63,15 @@ def test_notebook_finding_has_cell_and_cell_relative_line(tmp_path):
     assert "cell 2" in finding["related"][0]["message"]
 
 
+def test_notebook_given_by_absolute_path_keeps_related_in_cells(tmp_path):
+    write(tmp_path, {"classify.ipynb": INFERENCE_NOTEBOOK})
+    given = str(tmp_path / "classify.ipynb")
+    _, data = run_json("--no-cache", given)
+    related = data[0]["related"]
+    assert [(r["path"], r["line"], r["column"]) for r in related] == [(given, 1, 9)]
+    assert "cell 2" in related[0]["message"]
+
+
 def test_notebook_text_output_shows_cell(tmp_path):
     write(tmp_path, {"classify.ipynb": INFERENCE_NOTEBOOK})
     result = run("check", "--no-cache", "classify.ipynb")
