@@ -85,6 +85,8 @@ class _Interpreter:
         self.not_models: set[str] = set()
         # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
         self.chosen_by_caller: dict[cst.Call, cst.BaseExpression] = {}
+        # ``if was_training: m.train()`` restores the flag captured by ``was_training = m.training``.
+        self.restoring_calls: dict[cst.Call, str] = {}
         self.result = FunctionOps(graph, {})
 
     def run(self) -> FunctionOps:
@@ -101,6 +103,7 @@ class _Interpreter:
     def prescan(self) -> None:
         self.find_mode_choices()
         assignments = list(self.assignments_in(self.graph))
+        self.find_flag_restores(assignments)
         # Keys the function assigns itself are its locals; ``self.<attr>`` set in ``__init__``
         # is the object's state, which every method shares with its callers.
         self.result.assigned.update(key for key, _, _ in assignments)
@@ -131,6 +134,20 @@ class _Interpreter:
                 if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
                         or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.not_models.add(key)
+
+    def find_flag_restores(self, assignments) -> None:
+        """``was_training = m.training ... if was_training: m.train()``: that ``train()`` puts
+        back the mode ``m`` had when the flag was read (like ``m.train(was_training)``)."""
+        flags = {key: key_of(value.value) for key, value, _ in assignments
+                 if isinstance(value, cst.Attribute) and value.attr.value == "training"}
+        for step in self.graph.steps():
+            statement = step.extra
+            if step.kind is StepKind.TEST and isinstance(statement, cst.If) \
+                    and isinstance(statement.test, cst.Name) and statement.test.value in flags:
+                for call in _mode_calls(statement.body):
+                    if call.func.attr.value == "train" and not call.args \
+                            and key_of(call.func.value) == flags[statement.test.value]:
+                        self.restoring_calls[call] = statement.test.value
 
     def find_mode_choices(self) -> None:
         """``if training: m.train() else: m.eval()`` (or the ``a if c else b`` form) where the
@@ -444,6 +461,8 @@ class _Interpreter:
         return None
 
     def set_mode(self, call: cst.Call, receiver: str, mode: Mode) -> SetMode:
+        if call in self.restoring_calls:
+            return SetMode(self.step, call, receiver, Mode.UNKNOWN, restore_var=self.restoring_calls[call])
         return SetMode(self.step, call, receiver, mode, chosen_by=self.chosen_by_caller.get(call))
 
     def mode_call(self, call: cst.Call, receiver: str, method: str) -> None:
