@@ -295,7 +295,28 @@ class FunctionAnalysis:
         summary = self.summary_of(op)
         if summary is None:
             return part
-        for callee_key, facts in summary.exit_modes.items():
+        if summary.yield_modes is None or op.phase == "call":
+            if op.phase == "exit":
+                return part  # a plain function used as a context manager ran at the call
+            return self.apply_modes(summary.exit_modes, op, part)
+        # A @contextmanager generator: the with body runs at its yield; leaving the block runs
+        # the rest, from the modes the models had before the block.
+        keys = summary.yield_modes.keys() | summary.exit_modes.keys()
+        if op.phase == "enter":
+            captured = dict(part.captured)
+            for callee_key in keys:
+                for caller_key in self.map_key(callee_key, op, part):
+                    captured[_before_with(op, caller_key)] = part.facts(caller_key)
+            return self.apply_modes(summary.yield_modes, op, part.replace(captured=captured))
+        for callee_key in keys:
+            for caller_key in self.map_key(callee_key, op, part):
+                before = part.captured.get(_before_with(op, caller_key))
+                if before is not None:
+                    part = part.set_facts(caller_key, before)
+        return self.apply_modes(summary.exit_modes, op, part)
+
+    def apply_modes(self, modes: dict[str, frozenset[Fact]], op: Call, part: Part) -> Part:
+        for callee_key, facts in modes.items():
             for caller_key in self.map_key(callee_key, op, part):
                 part = part.set_facts(caller_key, self.map_facts(facts, op, part, caller_key))
         return part
@@ -393,8 +414,10 @@ class FunctionAnalysis:
         return any(state == Grad.DISABLED for state, _ in self.grad_states(op))
 
     def ops_of(self, kind: type) -> Iterator:
+        """Reachable ops of ``kind``; leaving a with block is not a second call of its manager."""
         for op in self.ops.all():
-            if isinstance(op, kind) and self.reachable(op):
+            if isinstance(op, kind) and self.reachable(op) \
+                    and not (isinstance(op, Call) and op.phase == "exit"):
                 yield op
 
     def training_calls(self) -> list[Call]:
@@ -470,6 +493,11 @@ class FunctionAnalysis:
         while candidate not in part.modes and ("." in candidate or "[" in candidate):
             candidate = candidate.rsplit(".", 1)[0] if "." in candidate else candidate.rsplit("[", 1)[0]
         return candidate if candidate in part.modes else key
+
+
+def _before_with(op: Call, caller_key: str) -> str:
+    """The captured-facts slot holding ``caller_key``'s modes from before ``with op:``."""
+    return f"<before with {id(op.node)}>{caller_key}"
 
 
 def _guards_mode_or_grad(statement: cst.CSTNode, context: "ModuleContext") -> bool:

@@ -7,7 +7,7 @@ project (``from utils import evaluate`` is a project function whose summary appl
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import libcst as cst
@@ -18,7 +18,7 @@ from evallint.analysis.module import External, ModuleContext, ProjectClass, Proj
 from evallint.analysis.ops import (
     BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward,
     GradContextNotEntered, GradientUse, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
-    TrainingFlagAssigned, ValueKind,
+    TrainingFlagAssigned, ValueKind, Yield,
 )
 from evallint.frontend.cfg import FunctionGraph, Step, StepKind
 from evallint.frontend.names import dotted_name, names_read
@@ -85,6 +85,8 @@ class _Interpreter:
         self.not_models: set[str] = set()
         # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
         self.chosen_by_caller: dict[cst.Call, cst.BaseExpression] = {}
+        # Calls entering ``with cm(...)`` of a @contextmanager generator, by with-item expression.
+        self.entered: dict[cst.BaseExpression, Call] = {}
         # ``if was_training: m.train()`` restores the flag captured by ``was_training = m.training``.
         self.restoring_calls: dict[cst.Call, str] = {}
         self.result = FunctionOps(graph, {})
@@ -191,9 +193,13 @@ class _Interpreter:
             self.loop_bind(node, step.extra)  # type: ignore[arg-type]
         elif step.kind is StepKind.WITH_ITEM:
             self.with_item(step.extra)  # type: ignore[arg-type]
+        elif step.kind is StepKind.WITH_EXIT:
+            self.with_exit(node)  # type: ignore[arg-type]
         elif step.kind in (StepKind.TEST, StepKind.LOOP_ITER):
             self.expression(node)  # type: ignore[arg-type]
         elif isinstance(node, cst.Expr):
+            if isinstance(node.value, cst.Yield):
+                self.emit(Yield(self.step, node))
             self.expression_statement(node)
         elif isinstance(node, cst.Assign):
             self.expression(node.value)
@@ -242,8 +248,19 @@ class _Interpreter:
         if qualified in torch_api.GRAD_CONTEXTS:
             self.emit(GradContextNotEntered(self.step, expr, qualified, called=False))
         self.expression(expr)
+        for op in self.current:
+            if isinstance(op, Call) and op.node is expr and _is_context_manager(op.function):
+                op.phase = "enter"
+                self.entered[expr] = op
         if item.asname is not None:
             self.assign(item.asname.name, None)
+
+    def with_exit(self, node: cst.With) -> None:
+        """Leaving ``with cm(model):`` runs the rest of a ``@contextmanager`` generator."""
+        for item in node.items:
+            entered = self.entered.get(item.item)
+            if entered is not None:
+                self.emit(replace(entered, step=self.step, phase="exit"))
 
     def loop_bind(self, target: cst.BaseExpression, iterable: cst.BaseExpression) -> None:
         elements_of: str | None = None
@@ -594,6 +611,18 @@ def _literal_element_keys(node: cst.BaseExpression) -> tuple[str, ...]:
         return ()
     keys = [key_of(value) for value in values]
     return tuple(k for k in keys if k is not None) if keys and None not in keys else ()
+
+
+def _is_context_manager(function: ProjectFunction) -> bool:
+    """Is ``function`` decorated with ``contextlib.contextmanager`` (or the async one)?"""
+    node = function.graph.node
+    if not isinstance(node, cst.FunctionDef):
+        return False
+    for decorator in node.decorators:
+        qualified = function.context.qualify(decorator.decorator)
+        if qualified in ("contextlib.contextmanager", "contextlib.asynccontextmanager"):
+            return True
+    return False
 
 
 def _mode_calls(node: cst.CSTNode | None) -> list[cst.Call]:

@@ -149,3 +149,11 @@ class Call(Op):
     receiver: str | None = None  # key that ``self`` maps to
     # Keys of container-literal arguments: parameter -> element keys.
     element_arguments: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # ``with cm(model):`` of a ``@contextmanager`` generator: "enter" runs it up to its
+    # ``yield``, "exit" (after the with body) the rest; a plain call runs all of it.
+    phase: str = "call"
+
+
+@dataclass(eq=False)
+class Yield(Op):
+    """A ``yield`` statement: in a ``@contextmanager`` generator, where the with body runs."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from evallint.analysis.dataflow import FunctionAnalysis, analyze_function
 from evallint.analysis.interpret import RETURN_KEY
 from evallint.analysis.keys import head, is_within
-from evallint.analysis.ops import Forward, Mode, SetMode
+from evallint.analysis.ops import Forward, Mode, SetMode, Yield
 from evallint.analysis.state import ENTRY, Fact, Grad
 from evallint.frontend.cfg import FunctionGraph, StepKind
 from evallint.frontend.names import names_read
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Summary:
     exit_modes: dict[str, frozenset[Fact]]  # caller-visible keys whose mode the function changes
+    # For generators: the same at their ``yield`` (where a ``@contextmanager``'s with body runs).
+    yield_modes: dict[str, frozenset[Fact]] | None
     returns: frozenset[Fact] | None  # mode facts of the returned model, if any
     trains: bool  # an optimizer step is reachable (directly or through calls)
     # A training backward runs in the grad state the caller is in (directly or through calls).
@@ -92,25 +94,33 @@ def is_external_key(analysis: FunctionAnalysis, key: str) -> bool:
     return True
 
 
-def _build(analysis: FunctionAnalysis) -> Summary:
-    exit_modes: dict[str, frozenset[Fact]] = {}
-    returns: frozenset[Fact] = frozenset()
-    for part in analysis.exit_parts:
+def _caller_visible_modes(analysis: FunctionAnalysis, parts) -> dict[str, frozenset[Fact]]:
+    """The modes that ``parts`` give the keys the caller can see, where they differ from entry."""
+    modes: dict[str, frozenset[Fact]] = {}
+    for part in parts:
         for key, facts in part.modes.items():
             if is_external_key(analysis, key):
-                exit_modes[key] = exit_modes.get(key, frozenset()) | facts
+                modes[key] = modes.get(key, frozenset()) | facts
+    for key, facts in list(modes.items()):
+        # Keys missing from some part were untouched on that path.
+        if any(key not in part.modes for part in parts):
+            facts |= ENTRY
+        if facts == ENTRY:
+            del modes[key]
+        else:
+            modes[key] = facts
+    return modes
+
+
+def _build(analysis: FunctionAnalysis) -> Summary:
+    exit_modes = _caller_visible_modes(analysis, analysis.exit_parts)
+    returns: frozenset[Fact] = frozenset()
+    for part in analysis.exit_parts:
         if RETURN_KEY in part.modes:
             returns |= part.modes[RETURN_KEY]
         else:
             returns |= ENTRY
-    for key, facts in list(exit_modes.items()):
-        # Keys missing from some exit part were untouched on that path.
-        if any(key not in part.modes for part in analysis.exit_parts):
-            facts |= ENTRY
-        if facts == ENTRY:
-            del exit_modes[key]
-        else:
-            exit_modes[key] = facts
+    yields = [part for op in analysis.ops_of(Yield) for part in analysis.parts(op)]
     trained: set[str] = set()
     for step in analysis.training_steps():
         for key in analysis.trained_keys(step):
@@ -127,6 +137,7 @@ def _build(analysis: FunctionAnalysis) -> Summary:
                 without_grad.add(op.key)
     return Summary(
         exit_modes=exit_modes,
+        yield_modes=_caller_visible_modes(analysis, yields) if yields else None,
         returns=returns if any(f.mode is not Mode.ENTRY for f in returns) else None,
         trains=analysis.trains(),
         backward_in_caller_grad=any(

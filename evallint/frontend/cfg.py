@@ -24,6 +24,7 @@ class StepKind(Enum):
     LOOP_ITER = "loop_iter"  # a for loop's iterable, evaluated once before the loop
     LOOP_BIND = "loop_bind"  # a for loop's target, bound at the start of every iteration
     WITH_ITEM = "with_item"  # a with item: its context expression and ``as`` target
+    WITH_EXIT = "with_exit"  # the end of a with block (the node is the With statement)
 
 
 @dataclass(eq=False)
@@ -364,6 +365,8 @@ class _GraphBuilder:
         self.region = Region(tuple(item.item for item in node.items), node, saved)
         end = self.statements(_suite(node.body), block)
         self.region = saved
+        if end is not None:
+            self.add(end, StepKind.WITH_EXIT, node)
         return end
 
     def stmt_Try(self, node: cst.Try | cst.TryStar, block: Block) -> Block | None:
