@@ -237,3 +237,27 @@ def test_exception_edges_carry_the_state_before_each_statement_of_a_try():
     handler_paths = [p for p in paths_to_exit(g) if "log()" in p]
     # the handler is reachable from before model.train() ran
     assert any("model.train()" not in p for p in handler_paths)
+
+
+def test_sys_exit_and_exit_end_the_path():
+    g = graph_of("""
+        def f(args):
+            if args.eval:
+                evaluate()
+                sys.exit(0)
+            if args.dry:
+                exit()
+            train()
+    """)
+    assert paths_to_exit(g) == [["args.eval", "args.dry", "train()"]]
+
+
+def test_with_block_ends_with_an_exit_step():
+    g = graph_of("""
+        def f(model):
+            with evaluating(model):
+                model(x)
+            after()
+    """)
+    kinds = [s.kind for block in g.blocks for s in block.steps]
+    assert kinds == [StepKind.WITH_ITEM, StepKind.STATEMENT, StepKind.WITH_EXIT, StepKind.STATEMENT]

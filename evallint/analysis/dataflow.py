@@ -467,6 +467,9 @@ class FunctionAnalysis:
                 for callee_key in summary.trained_at_entry:
                     for part in self.parts(op):
                         keys.update(self.map_key(callee_key, op, part))
+                if summary.trains and not summary.forwarded:
+                    # ``scaler(loss, optimizer)``: steps on a loss this scope computed.
+                    keys |= self.forwarded_outside_no_grad()
             return keys
         optimizers = [op] if isinstance(op, OptimizerStep) else list(self.ops_of(OptimizerStep))
         known: set[str] = set()

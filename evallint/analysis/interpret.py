@@ -350,6 +350,9 @@ class _Interpreter:
         symbol = self.context.resolve(func.value if from_pretrained else func)  # type: ignore[union-attr]
         if from_pretrained:
             return self.bind_pretrained(target, key, symbol, call)
+        calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
+        if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``
+            return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
         if isinstance(symbol, ProjectClass):
             if self.context.is_module_class(symbol):
                 return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN,
@@ -358,9 +361,6 @@ class _Interpreter:
                 return Bind(self.step, target, key, ValueKind.NOT_MODEL)
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         if isinstance(symbol, ProjectFunction):
-            calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
-            if calls:
-                return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         if not isinstance(symbol, External):
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
@@ -429,7 +429,13 @@ class _Interpreter:
             return
         if symbol is None:
             key = key_of(func)
-            if key is not None and key not in self.not_models and key not in BUILTIN_NAMES:
+            call_method = self.resolve_method(key, "__call__") if key is not None else None
+            if call_method is not None and not self.is_module_instance(key):
+                # ``scaler(loss, optimizer)``: a project object whose __call__ may train.
+                self.emit(self.project_call(call, call_method, receiver=key))
+            elif key is not None and key not in self.not_models and key not in BUILTIN_NAMES \
+                    and not (isinstance(func, cst.Attribute)
+                             and func.attr.value in torch_api.NOT_FORWARD_METHODS):
                 self.emit(Forward(self.step, call, key))
 
     def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
@@ -468,6 +474,10 @@ class _Interpreter:
             self.emit(Forward(self.step, call, receiver))
             return True
         return False  # ``self.model(x)``: a forward call if the attribute is a model
+
+    def is_module_instance(self, key: str) -> bool:
+        cls = self.local_classes.get(key)
+        return isinstance(cls, ProjectClass) and self.context.is_module_class(cls)
 
     def resolve_method(self, receiver: str, method: str) -> ProjectFunction | None:
         if receiver == "self" and self.cls is not None:

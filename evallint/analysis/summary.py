@@ -179,11 +179,23 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
                     mode = Mode.UNKNOWN
         # Submodules it was given or loaded (not built), that its methods call forward.
         given = {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
-                 and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)}
+                 and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
+                 and not _builds_new_module(analysis, op)}
         if given and mode is Mode.TRAIN and _calls_forward(cls, given):
             mode = Mode.UNKNOWN
     cache[cache_key] = mode
     return mode
+
+
+def _builds_new_module(analysis: FunctionAnalysis, bind) -> bool:
+    """``self.layers = self._make_layers(cfg)``: a helper that returns a freshly built module."""
+    from evallint.analysis.ops import ValueKind
+
+    if bind.kind is not ValueKind.CALL_RESULT or bind.call is None:
+        return False
+    summary = analysis.summary_of(bind.call)
+    return summary is not None and summary.returns is not None \
+        and all(fact.mode is Mode.TRAIN for fact in summary.returns)
 
 
 def _calls_forward(cls: "ProjectClass", keys: set[str]) -> bool:

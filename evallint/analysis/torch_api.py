@@ -17,6 +17,14 @@ AUTOGRAD_GRAD = frozenset({"torch.autograd.grad", "torch.autograd.functional.jac
                            "torch.func.vjp", "torch.func.jacrev", "torch.func.jacfwd"})
 AUTOGRAD_BACKWARD = frozenset({"torch.autograd.backward", "torch.distributed.autograd.backward"})
 
+# Methods of modules, optimizers and tensors that are never a forward call of a submodule.
+NOT_FORWARD_METHODS = frozenset({
+    "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
+    "modules", "named_modules", "state_dict", "load_state_dict", "zero_grad", "step", "update",
+    "scale", "unscale_", "apply", "register_buffer", "register_parameter", "register_forward_hook",
+    "requires_grad_", "add_param_group", "item", "tolist", "numpy", "detach", "size", "dim",
+})
+
 # -- exports (EL104) ------------------------------------------------------------------------
 EXPORT_FUNCTIONS = frozenset({
     "torch.jit.trace", "torch.jit.trace_module", "torch.export.export", "torch.onnx.export",

@@ -15,6 +15,8 @@ from typing import Iterator, Sequence, Union
 
 import libcst as cst
 
+from evallint.frontend.names import dotted_name
+
 FunctionNode = Union[cst.FunctionDef, cst.Module]
 
 
@@ -250,7 +252,7 @@ class _GraphBuilder:
         if isinstance(node, cst.Return):
             self.run_finallies(block, 0, self.exit)
             return None
-        if isinstance(node, cst.Raise):
+        if isinstance(node, cst.Raise) or _ends_the_program(node):
             if self.jumps.handlers:
                 block.link(self.jumps.handlers[-1])
             else:
@@ -457,6 +459,16 @@ class _GraphBuilder:
                 self.nested.append((statement, f"{class_name}.{statement.name.value}", class_name))
             elif isinstance(statement, cst.ClassDef):
                 self.add_class(statement, f"{class_name}.{statement.name.value}")
+
+
+# Calls that never return (they raise SystemExit, or end the process).
+NO_RETURN_CALLS = frozenset({"exit", "quit", "sys.exit", "os._exit", "os.abort"})
+
+
+def _ends_the_program(node: cst.BaseSmallStatement) -> bool:
+    """``sys.exit(0)``, ``exit()``, ``quit()`` as a statement: control does not go on."""
+    return isinstance(node, cst.Expr) and isinstance(node.value, cst.Call) \
+        and dotted_name(node.value.func) in NO_RETURN_CALLS
 
 
 def _suite(body: cst.BaseSuite) -> Sequence[cst.BaseStatement]:
