@@ -69,7 +69,7 @@ def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> F
 
 def unified_diff(path: str, before: str, after: str) -> str:
     return "".join(difflib.unified_diff(split_lines(before, keepends=True), split_lines(after, keepends=True),
-                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+                                        fromfile=f"a/{path.lstrip('/')}", tofile=f"b/{path.lstrip('/')}"))
 
 
 def write_atomically(path: Path, text: str) -> None:

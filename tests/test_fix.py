@@ -324,3 +324,37 @@ def test_write_atomically_failure_while_writing(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert path.read_text(encoding="utf-8") == SOURCE
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluate.py"]
+
+
+HOISTED_TRAIN = """\
+import torch
+from torch import nn
+
+
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(model(x).argmax(1).eq(y).sum().item() for x, y in loader)
+
+
+model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.2), nn.Linear(8, 2))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+model.train()
+for epoch in range(10):
+    for x, y in train_loader:
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+    validate(model, val_loader)
+"""
+
+
+def test_el101_fix_moves_train_into_the_epoch_loop_only_with_unsafe_fixes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "train.py"
+    path.write_text(HOISTED_TRAIN)
+    safe = run("check", "--no-cache", "--fix", "train.py")
+    assert path.read_text() == HOISTED_TRAIN and safe.exit_code == 1
+    fixed = run("check", "--no-cache", "--fix", "--unsafe-fixes", "train.py")
+    assert fixed.exit_code == 0
+    assert path.read_text() == HOISTED_TRAIN.replace("model.train()\nfor epoch in range(10):\n",
+                                                     "for epoch in range(10):\n    model.train()\n")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.diagnostics import Diagnostic
+import libcst as cst
+
+from evallint.analysis.module import ModuleContext
+from evallint.analysis.ops import SetMode
+from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
+from evallint.frontend.cfg import Loop
+from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import code_of, describe_origin, related_for, severity_for
 from evallint.rules.leaks import eval_leaks
@@ -26,6 +32,12 @@ class EvalModeLeaksIntoTraining(Rule):
         "statistics. Training goes on without error, the model just learns worse: a silent "
         "accuracy loss that is hard to trace."
     )
+    fix_safety = (
+        "The fix moves the hoisted `model.train()` to the top of the loop that contains the "
+        "evaluation. It is unsafe: code between the old place and the loop that relied on train "
+        "mode would now run in the previous mode."
+    )
+    fix_applicability = Applicability.UNSAFE
     INVALID = (
         '''import torch
 from torch import nn
@@ -79,7 +91,8 @@ for epoch in range(10):
                         f"`{code_of(current, train.node)}` runs once, before the loop; {source} "
                         f"switches `{leak.key}` to eval mode inside the loop, so later iterations "
                         "train in eval mode. Call `.train()` at the top of the loop body",
-                        related=tuple(related), severity=severity, notes=notes)
+                        related=tuple(related), severity=severity, notes=notes,
+                        fix=_move_into_loop(current, train, leak))
             else:
                 yield ctx.diagnostic(
                     self, leak.step.node,
@@ -90,3 +103,34 @@ for epoch in range(10):
 
 def _receiver(leak):  # the training step expression, for the message
     return leak.step.node
+
+
+def _move_into_loop(current: ModuleContext, train: SetMode, leak) -> Fix | None:
+    """Delete the hoisted ``model.train()`` line and put it first in the innermost loop that
+    holds both the training step and an ``.eval()`` but not the ``train()``. None when either
+    place is not a plain line."""
+    source = current.source
+    statement = train.step.node
+    eval_loops = {loop for origin in leak.evals if origin.context is current
+                  for loop in origin.op.step.loops}
+    loops = [loop for loop in leak.step.step.loops  # outermost first
+             if loop not in train.step.loops and loop in eval_loops]
+    if not loops or not isinstance(statement, cst.Expr):
+        return None
+    loop: Loop = loops[-1]
+    body = loop.node.body
+    if not isinstance(body, cst.IndentedBlock) or not body.body:
+        return None
+    lines = split_lines(source.text, keepends=True)
+    where = source.span_of(statement)
+    line = lines[where.line - 1]
+    code = source.code_for(train.node).strip()
+    rest = line.strip()[len(code):].strip()
+    if where.line != where.end_line or not line.strip().startswith(code) or (rest and not rest.startswith("#")):
+        return None
+    first = source.span_of(body.body[0])
+    indent = lines[first.line - 1][: first.column - 1]
+    return Fix(f"Move `{code}` to the top of the loop body", (
+        Edit(Span(where.line, 1, where.line + 1, 1), ""),
+        Edit(Span(first.line, 1, first.line, 1), f"{indent}{code}\n"),
+    ), Applicability.UNSAFE)
