@@ -56,6 +56,9 @@ MODE_DEPENDENT_LAYERS = re.compile(
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 # Recurrent layers: mode-dependent only with ``dropout`` > 0 (between stacked layers).
 RECURRENT_LAYERS = frozenset({"RNN", "LSTM", "GRU"})
+# torchvision.ops layers that read ``self.training`` (the others, RoIAlign, FrozenBatchNorm2d,
+# ..., ignore the mode).
+TORCHVISION_OPS_MODE_DEPENDENT = frozenset({"StochasticDepth", "DropBlock2d", "DropBlock3d"})
 # torch.nn built-ins that never change with the mode (not models by themselves).
 MODE_FREE_LAYERS = re.compile(
     r"^(Linear|Bilinear|LazyLinear|Identity|Conv\w*|LazyConv\w*|ConvTranspose\w*|Embedding\w*"

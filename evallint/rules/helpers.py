@@ -161,6 +161,8 @@ def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
             dropout = next((a.value for a in call.args if a.keyword and a.keyword.value == "dropout"), None)
             return dropout is None or literal_value(dropout) in ((True, 0), (True, 0.0))
         return torch_api.nn_layer_is_model(qualified) is False
+    if qualified.startswith("torchvision.ops."):
+        return name not in torch_api.TORCHVISION_OPS_MODE_DEPENDENT
     # An unknown class may be a submodule with dropout; plain functions and torch helpers are not.
     return not (name[:1].isupper() and not qualified.startswith(("torch.", "typing.")))
 
