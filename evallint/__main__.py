@@ -1,6 +1,6 @@
 """``python -m evallint`` is the ``evallint`` command."""
 
-from evallint.cli import main
+from evallint.cli import run
 
 if __name__ == "__main__":
-    main(prog_name="evallint")
+    run()

@@ -42,12 +42,12 @@ class ResultCache:
         """The cached findings, or None when absent or a dependency changed."""
         try:
             entry = json.loads(self._entry(path, digest).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        for dependency, expected in entry["dependencies"].items():
-            if file_hash(Path(dependency)) != expected:
-                return None
-        return [diagnostic_from_dict(item) for item in entry["diagnostics"]]
+            for dependency, expected in entry["dependencies"].items():
+                if file_hash(Path(dependency)) != expected:
+                    return None
+            return [diagnostic_from_dict(item) for item in entry["diagnostics"]]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # absent, or damaged: a miss
 
     def store(self, path: str, digest: str, diagnostics: list[Diagnostic],
               dependencies: dict[str, str | None]) -> None:
@@ -61,8 +61,14 @@ class ResultCache:
             if not ignore.exists():
                 ignore.write_text("# Created by evallint\n*\n", encoding="utf-8")
             handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        except OSError:
+            return
+        try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump(payload, out)
             os.replace(temporary, target)
         except OSError:
-            pass
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass

@@ -50,6 +50,15 @@ def main() -> None:
     """Find train/eval-mode and grad-mode mistakes in PyTorch code, without running it."""
 
 
+def run() -> None:
+    """The console script: like ``main``, but a failure that stops the run exits with 2."""
+    try:
+        main(prog_name="evallint")
+    except Exception as error:  # noqa: BLE001 - exit 1 would mean "findings"
+        click.echo(f"evallint: error: {type(error).__name__}: {error}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--select", help="Rule codes or prefixes to enable, comma-separated (replaces the "
@@ -134,8 +143,8 @@ def _stderr_is_terminal() -> bool:
 def _fingerprint(options: LintOptions) -> str:
     """What besides a file's content decides its findings; part of every cache key."""
     # The working folder too: related locations in imported files are shown relative to it.
-    text = repr((options.codes, options.settings, options.per_file_ignores, str(options.root),
-                 os.getcwd()))
+    settings = (options.settings.strict_restore, tuple(sorted(options.settings.model_names)))
+    text = repr((options.codes, settings, options.per_file_ignores, str(options.root), os.getcwd()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -41,30 +41,43 @@ def _offset(starts: list[int], line: int, column: int) -> int:
 
 def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> FixResult:
     """``text`` with the applicable fixes applied. A fix whose edits overlap an earlier fix waits
-    for the next round; if the result would not parse, nothing is applied."""
+    for the next round; a fix whose result would not parse is left out (and the others kept)."""
     starts = _offsets(text)
-    chosen: list[tuple[int, int, Edit]] = []
-    applied: list[Diagnostic] = []
+    chosen: list[tuple[Diagnostic, list[tuple[int, int, Edit]]]] = []
     for diagnostic in sorted(diagnostics, key=Diagnostic.sort_key):
         if not applicable(diagnostic, unsafe):
             continue
         ranges = [(_offset(starts, e.span.line, e.span.column),
                    _offset(starts, e.span.end_line, e.span.end_column), e) for e in diagnostic.fix.edits]
+        taken = [r for _, fix_ranges in chosen for r in fix_ranges]
         if any(start < other_end and other_start < end or start == other_start
-               for start, end, _ in ranges for other_start, other_end, _ in chosen):
+               for start, end, _ in ranges for other_start, other_end, _ in taken):
             continue
-        chosen.extend(ranges)
-        applied.append(diagnostic)
-    if not chosen:
+        chosen.append((diagnostic, ranges))
+    result = _edited(text, chosen)
+    if result is None:  # some fix breaks the file: keep the fixes that do not
+        kept: list[tuple[Diagnostic, list[tuple[int, int, Edit]]]] = []
+        for candidate in chosen:
+            if _edited(text, kept + [candidate]) is not None:
+                kept.append(candidate)
+        chosen = kept
+        result = _edited(text, chosen)
+    if not chosen or result is None:
         return FixResult(text, ())
+    return FixResult(result, tuple(diagnostic for diagnostic, _ in chosen))
+
+
+def _edited(text: str, chosen: list) -> str | None:
+    """``text`` with the edits of ``chosen`` fixes, or None if that does not parse."""
     result = text
-    for start, end, edit in sorted(chosen, key=lambda item: (item[0], item[1]), reverse=True):
+    edits = [r for _, ranges in chosen for r in ranges]
+    for start, end, edit in sorted(edits, key=lambda item: (item[0], item[1]), reverse=True):
         result = result[:start] + edit.content + result[end:]
     try:
         cst.parse_module(result)
     except cst.ParserSyntaxError:
-        return FixResult(text, ())
-    return FixResult(result, tuple(applied))
+        return None
+    return result
 
 
 def unified_diff(path: str, before: str, after: str) -> str:

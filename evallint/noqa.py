@@ -8,6 +8,7 @@ import tokenize
 from dataclasses import dataclass
 
 from evallint.diagnostics import Diagnostic, Edit, Fix, Severity, Span
+from evallint.lines import split_lines
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 # ``# evallint: disable-file=EL201,EL103`` (or ``disable-file`` alone: every rule) for the file.
@@ -55,10 +56,14 @@ def _suppresses(comment: NoqaComment, code: str) -> bool:
     return comment.codes is None or code in comment.codes
 
 
-def apply(diagnostics: list[Diagnostic], path: str, text: str, report_unused: bool,
+def apply(diagnostics: list[Diagnostic], path: str, text: str, selected: frozenset[str],
           unsuppressable: frozenset[str]) -> list[Diagnostic]:
-    """Drop the findings a ``# noqa`` on their first line suppresses; with ``report_unused``, add
-    EL002 for each evallint code in a noqa comment of ``path`` that suppressed nothing."""
+    """Drop the findings a ``# noqa`` on their first line suppresses; when EL002 is among the
+    ``selected`` codes, add it for each selected (or unknown) code in a noqa comment of ``path``
+    that suppressed nothing."""
+    report_unused = "EL002" in selected
+    if not (diagnostics or report_unused) or ("noqa" not in text and "evallint:" not in text):
+        return diagnostics  # nothing to suppress or to report: no need to tokenize
     by_line, disabled = comments(text)
     if disabled:
         diagnostics = [d for d in diagnostics if d.code in unsuppressable
@@ -74,11 +79,12 @@ def apply(diagnostics: list[Diagnostic], path: str, text: str, report_unused: bo
             continue
         kept.append(diagnostic)
     if report_unused:
-        kept.extend(_unused(by_line, used, path))
+        kept.extend(_unused(by_line, used, path, selected, text))
     return kept
 
 
-def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str):
+def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str,
+            selected: frozenset[str], text: str):
     from evallint.rules import rule_by_code
 
     known = rule_by_code()
@@ -87,13 +93,17 @@ def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: st
         if comment.codes is None:
             continue  # a bare noqa may be meant for another tool
         unknown = [c for c in comment.codes if c.startswith("EL") and c not in known]
-        unused = [c for c in comment.codes if c.startswith("EL") and c in known
-                  and c not in used.get(line, ())]
+        # A code of a rule that is not selected in this run may be needed by another run.
+        unused = [c for c in comment.codes if c in selected and c not in used.get(line, ())]
         if not unused and not unknown:
             continue
         remaining = [c for c in comment.codes if c not in unused and c not in unknown]
         span = Span(line, comment.column, line, comment.end_column)
         replacement = f"# noqa: {', '.join(remaining)}" if remaining else ""
+        removed = span
+        if not remaining:  # remove the whole directive, with the spaces before it
+            before = split_lines(text)[line - 1][: comment.column - 1]
+            removed = Span(line, len(before.rstrip()) + 1, line, comment.end_column)
         problems = []
         if unused:
             problems.append(f"unused: {', '.join(unused)}")
@@ -103,4 +113,4 @@ def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: st
                          message=f"Unused `noqa` directive ({'; '.join(problems)})",
                          severity=Severity.WARNING, path=path, span=span,
                          fix=Fix("Remove the unused codes" if remaining else "Remove the `noqa` directive",
-                                 (Edit(span, replacement),)))
+                                 (Edit(removed, replacement),)))

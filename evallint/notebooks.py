@@ -55,9 +55,12 @@ class NotebookSource:
         return cell, Span(line, span.column, end_line, end_column)
 
 
+# IPython help: ``model?``, ``torch.nn.Module??`` (a line of its own).
+HELP_LINE = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
+
+
 def _is_magic(line: str) -> bool:
-    stripped = line.lstrip()
-    return stripped.startswith(("%", "!")) or (stripped.endswith("?") and not stripped.startswith("#"))
+    return line.lstrip().startswith(("%", "!")) or HELP_LINE.match(line) is not None
 
 
 def extract(raw: str) -> NotebookSource:

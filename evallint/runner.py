@@ -97,7 +97,7 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
         source = notebook.text if notebook else text
         found = lint_source(target.path, source, project, options.rules, options.settings,
                             file=target.file)
-        found = noqa.apply(found, target.path, source, report_unused="EL002" in options.codes,
+        found = noqa.apply(found, target.path, source, selected=frozenset(options.codes),
                            unsuppressable=options.unsuppressable)
         found = _drop_per_file_ignores(found, target, options)
         found = [_relative_related(d) for d in found]

@@ -243,12 +243,13 @@ def test_apply_fixes_refuses_result_that_does_not_parse():
     assert result.applied == ()
 
 
-def test_apply_fixes_refuses_all_when_one_breaks_the_parse():
+def test_apply_fixes_leaves_out_only_the_fix_that_breaks_the_parse():
     good = _diagnostic(5, 15, 15, "()")
     bad = _diagnostic(6, 5, 9, "wit")  # `wit torch.no_grad():`
     result = apply_fixes(SOURCE, [good, bad], unsafe=False)
-    assert result.text == SOURCE
-    assert result.applied == ()
+    assert result.applied == (good,)
+    assert result.text == SOURCE.replace("model.eval\n", "model.eval()\n")
+    assert apply_fixes(SOURCE, [bad], unsafe=False) == fixes.FixResult(SOURCE, ())
 
 
 def test_apply_fixes_skips_overlapping_edits():

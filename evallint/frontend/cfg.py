@@ -154,7 +154,8 @@ class _Jumps:
     continue_to: Block | None = None
     handlers: list[Block] = field(default_factory=list)  # innermost last
     # Pending finally bodies, innermost last, each with the loop depth it belongs to.
-    finallies: list[tuple[Sequence[cst.BaseStatement], int]] = field(default_factory=list)
+    # Bodies to run when leaving early: finally suites, or a With whose exit step must run.
+    finallies: list[tuple[Sequence[cst.BaseStatement] | cst.With, int]] = field(default_factory=list)
     loop_depth: int = 0
 
 
@@ -286,7 +287,11 @@ class _GraphBuilder:
         current: Block | None = block
         for index, body in enumerate(reversed(pending)):
             self.jumps.finallies = saved[: len(saved) - index - 1]
-            current = self.statements(body, current)
+            if isinstance(body, cst.With):
+                if current is not None:
+                    self.add(current, StepKind.WITH_EXIT, body)
+            else:
+                current = self.statements(body, current)
         self.jumps.finallies = saved
         if current is not None and target is not None:
             current.link(target)
@@ -365,7 +370,9 @@ class _GraphBuilder:
             self.add(block, StepKind.WITH_ITEM, item.item, extra=item)
         saved = self.region
         self.region = Region(tuple(item.item for item in node.items), node, saved)
+        self.jumps.finallies.append((node, self.jumps.loop_depth))
         end = self.statements(_suite(node.body), block)
+        self.jumps.finallies.pop()
         self.region = saved
         if end is not None:
             self.add(end, StepKind.WITH_EXIT, node)
