@@ -20,9 +20,18 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# (path, size, modification time) -> content hash: a helper imported by many files is read once.
+_hashes: dict[tuple[str, int, int], str] = {}
+
+
 def file_hash(path: Path) -> str | None:
+    """The content hash of ``path``, or None if it does not exist or cannot be read."""
     try:
-        return content_hash(path.read_bytes())
+        status = path.stat()
+        key = (str(path), status.st_size, status.st_mtime_ns)
+        if key not in _hashes:
+            _hashes[key] = content_hash(path.read_bytes())
+        return _hashes[key]
     except OSError:
         return None
 

@@ -170,6 +170,7 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
     remaining: list[Diagnostic] = []
     diffs: list[str] = []
     fixed = 0
+    project = Project(options.root)  # re-parses only the files whose text the fixes changed
     for target in targets:
         found = by_path.pop(target.path, [])
         if target.is_notebook or not any(d.fix for d in found):
@@ -185,8 +186,7 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
                 break
             fixed += len(result.applied)
             text = result.text
-            found = lint_target(Target(target.path, target.file, text), Project(options.root),
-                                options).diagnostics
+            found = lint_target(Target(target.path, target.file, text), project, options).diagnostics
         remaining.extend(found)
         if text == original:
             if from_stdin and write:

@@ -15,7 +15,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-CONFIG_FILES = ("evallint.toml", "pyproject.toml")
 KNOWN_KEYS = {"select", "ignore", "extend-select", "exclude", "per-file-ignores", "strict-restore",
               "model-names"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -125,6 +126,11 @@ def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
     return replace(diagnostic, related=tuple(related))
 
 
+@lru_cache(maxsize=None)
+def _pattern(pattern: str) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines([pattern])
+
+
 def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
                            options: LintOptions) -> list[Diagnostic]:
     if not options.per_file_ignores:
@@ -135,7 +141,7 @@ def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
         relative = target.file.as_posix()
     ignored: list[str] = []
     for pattern, codes in options.per_file_ignores:
-        if pathspec.GitIgnoreSpec.from_lines([pattern]).match_file(relative):
+        if _pattern(pattern).match_file(relative):
             ignored.extend(codes)
     unsuppressable = options.unsuppressable
     return [d for d in found if d.code in unsuppressable

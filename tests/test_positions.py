@@ -37,3 +37,15 @@ def test_positions_match_libcst(text):
         start, end = positions.range_of(node)
         assert (start, end) == ((code_range.start.line, code_range.start.column),
                                 (code_range.end.line, code_range.end.column)), type(node).__name__
+
+
+def test_fallback_to_position_provider_gives_the_same_ranges(monkeypatch):
+    from evallint.frontend import positions as positions_module
+
+    module = cst.parse_module(TRICKY)
+    fast = Positions(module)
+    monkeypatch.setattr(positions_module, "CodegenState", object)
+    slow = Positions(module)
+    expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    for node in expected:
+        assert slow.range_of(node) == fast.range_of(node)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator
 import libcst as cst
 
 from evallint.analysis.grad import GradEffect, lexical_grad
-from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
+from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
 from evallint.analysis.keys import head, is_within, rebase
 from evallint.analysis.module import ProjectClass
 from evallint.analysis.ops import (
@@ -19,7 +19,7 @@ from evallint.analysis.ops import (
     TrainingFlagAssigned, ValueKind,
 )
 from evallint.analysis.state import (
-    ENTRY, Elements, Fact, FlowState, Grad, Origin, Part, join_parts, join_states,
+    Elements, Fact, FlowState, Grad, Origin, Part, join_parts, join_states,
 )
 from evallint.frontend.cfg import Block, Condition, FunctionGraph, Loop, Region, StepKind
 from evallint.frontend.names import names_read

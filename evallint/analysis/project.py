@@ -32,10 +32,6 @@ class Project:
         self._contexts: dict[Path, "ModuleContext | None"] = {}
         self._module_files: dict[tuple[Path, str], Path | None] = {}
 
-    @classmethod
-    def for_paths(cls, paths: Iterable[Path]) -> "Project":
-        return cls(find_root(paths))
-
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin
         or a notebook. A module already parsed for an import is reused when the text is the

@@ -133,10 +133,6 @@ class ModuleGraphs:
     functions: list[FunctionGraph]
     classes: dict[str, cst.ClassDef]  # qualified name in module -> node
 
-    @property
-    def module_function(self) -> FunctionGraph:
-        return self.functions[0]
-
 
 def build_graphs(module: cst.Module) -> ModuleGraphs:
     """Graphs of the module body and of every function and method in it."""

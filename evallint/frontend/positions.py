@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
-from libcst._nodes.internal import CodegenState
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+try:
+    from libcst._nodes.internal import CodegenState
+except ImportError:  # pragma: no cover - a LibCST that moved it: use PositionProvider instead
+    CodegenState = object  # type: ignore[assignment,misc]
 
 NEWLINE = re.compile(r"\r\n?|\n")
 
@@ -61,12 +66,22 @@ class Positions:
     """1-based line and 0-based column of each node's start and end, like ``PositionProvider``."""
 
     def __init__(self, module: cst.Module) -> None:
+        self._points: list[tuple[int, int]] | None = None
+        if CodegenState is object:  # see the import above
+            computed = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+            self._points = []
+            self._tokens: list[str] = []
+            self._ranges: dict = {}
+            for node, code_range in computed.items():
+                self._points += [(code_range.start.line, code_range.start.column),
+                                 (code_range.end.line, code_range.end.column)]
+                self._ranges[node] = (len(self._points) - 2, len(self._points) - 1)
+            return
         state = _TokenIndexState(default_indent=module.default_indent,
                                  default_newline=module.default_newline)
         module._codegen(state)
-        self._ranges: dict = state.ranges
-        self._tokens: list[str] = state.tokens
-        self._points: list[tuple[int, int]] | None = None
+        self._ranges = state.ranges
+        self._tokens = state.tokens
 
     def _boundaries(self) -> list[tuple[int, int]]:
         """(line, column) before each token, and after the last."""

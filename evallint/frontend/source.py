@@ -66,7 +66,7 @@ class SourceModule:
     def span_of(self, node: cst.CSTNode) -> Span:
         """1-based, end-exclusive span of ``node``; positions are computed on first use only."""
         if self._positions is None:
-            self._positions = Positions(self.module)
+            self._positions = Positions(self.module)  # falls back to PositionProvider if needed
         if node not in self._positions and isinstance(node, cst.Expr):
             node = node.value  # a statement the CFG made from a branch of ``a() if c else b()``
         (line, column), (end_line, end_column) = self._positions.range_of(node)

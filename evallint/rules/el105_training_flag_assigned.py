@@ -8,7 +8,7 @@ import libcst as cst
 
 from evallint.analysis.interpret import literal_value
 from evallint.analysis.ops import TrainingFlagAssigned
-from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
+from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import is_model_key, linted_functions
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.grad import GradEffect
 from evallint.analysis.ops import Backward, Forward, GradientUse, Mode
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span

@@ -12,7 +12,7 @@ from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.module import External, ModuleContext, ProjectClass
 from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
-from evallint.analysis.ops import Bind, Call, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
+from evallint.analysis.ops import Bind, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
 from evallint.analysis.state import Fact, Origin
 from evallint.diagnostics import Severity
 from evallint.frontend.cfg import Loop
@@ -165,14 +165,6 @@ def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
         return name not in torch_api.TORCHVISION_OPS_MODE_DEPENDENT
     # An unknown class may be a submodule with dropout; plain functions and torch helpers are not.
     return not (name[:1].isupper() and not qualified.startswith(("torch.", "typing.")))
-
-
-def is_training_call(analysis: FunctionAnalysis, op: Op) -> bool:
-    return isinstance(op, Call) and bool((s := analysis.summary_of(op)) and s.trains)
-
-
-def is_mode_call(op: Op, mode: Mode) -> bool:
-    return isinstance(op, SetMode) and op.mode is mode
 
 
 def _evidence_in(ops: FunctionOps) -> frozenset[str]:
