@@ -24,7 +24,7 @@ from evallint.linter import decode
 from evallint.reporters import formats
 from evallint.reporters.context import ReportContext
 from evallint.reporters.statistics import write_statistics
-from evallint.rule_docs import rule_markdown
+from evallint.rule_docs import default_label, fix_label, rule_markdown
 from evallint.rules import all_rules, rule_by_code, rule_by_name
 from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets
 
@@ -226,7 +226,5 @@ def list_rules() -> None:
     for column in ("Code", "Name", "Default", "Fix", "Summary"):
         table.add_column(column, overflow="fold")
     for item in all_rules():
-        default = "always" if item.always_on else "on" if item.default_enabled else "off"
-        fix = item.fix_applicability.value if item.fix_applicability else "-"
-        table.add_row(item.code, item.name, default, fix, item.summary)
+        table.add_row(item.code, item.name, default_label(item), fix_label(item), item.summary)
     Console(width=max(120, Console().width), soft_wrap=False).print(table)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.project import Project
-from evallint.diagnostics import Diagnostic, Severity, Span
+from evallint.diagnostics import Diagnostic, Fix, Span
 from evallint.frontend.source import ParseFailure, may_be_relevant
 from evallint.rules import rule_by_code
 from evallint.rules.base import Rule, RuleContext, RuleSettings
@@ -50,10 +50,11 @@ def internal_error(path: str, error: BaseException) -> Diagnostic:
                                           "please report this file", Span(1, 1, 1, 1))
 
 
-def meta_diagnostic(code: str, path: str, message: str, span: Span) -> Diagnostic:
+def meta_diagnostic(code: str, path: str, message: str, span: Span, fix: Fix | None = None) -> Diagnostic:
+    """A finding made by the driver (EL000, EL001, EL002) rather than by a rule's ``check``."""
     rule = rule_by_code()[code]
-    return Diagnostic(code=code, name=rule.name, message=message, severity=Severity.ERROR,
-                      path=path, span=span)
+    return Diagnostic(code=code, name=rule.name, message=message, severity=rule.severity,
+                      path=path, span=span, fix=fix)
 
 
 def decode(data: bytes) -> str:

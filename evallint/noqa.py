@@ -7,8 +7,10 @@ import re
 import tokenize
 from dataclasses import dataclass
 
-from evallint.diagnostics import Diagnostic, Edit, Fix, Severity, Span
+from evallint.diagnostics import Diagnostic, Edit, Fix, Span
 from evallint.lines import split_lines
+from evallint.linter import meta_diagnostic
+from evallint.rules import rule_by_code
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 # ``# evallint: disable-file=EL201,EL103`` (or ``disable-file`` alone: every rule) for the file.
@@ -85,10 +87,7 @@ def apply(diagnostics: list[Diagnostic], path: str, text: str, selected: frozens
 
 def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str,
             selected: frozenset[str], text: str):
-    from evallint.rules import rule_by_code
-
     known = rule_by_code()
-    rule = known["EL002"]
     for line, comment in sorted(by_line.items()):
         if comment.codes is None:
             continue  # a bare noqa may be meant for another tool
@@ -109,8 +108,6 @@ def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: st
             problems.append(f"unused: {', '.join(unused)}")
         if unknown:
             problems.append(f"unknown: {', '.join(unknown)}")
-        yield Diagnostic(code=rule.code, name=rule.name,
-                         message=f"Unused `noqa` directive ({'; '.join(problems)})",
-                         severity=Severity.WARNING, path=path, span=span,
-                         fix=Fix("Remove the unused codes" if remaining else "Remove the `noqa` directive",
-                                 (Edit(removed, replacement),)))
+        yield meta_diagnostic("EL002", path, f"Unused `noqa` directive ({'; '.join(problems)})", span,
+                              Fix("Remove the unused codes" if remaining else "Remove the `noqa` directive",
+                                  (Edit(removed, replacement),)))

@@ -5,6 +5,16 @@ from __future__ import annotations
 from evallint.rules.base import Rule
 
 
+def default_label(rule: type[Rule]) -> str:
+    """``always``, ``on`` or ``off``: how a rule is selected by default."""
+    return "always" if rule.always_on else "on" if rule.default_enabled else "off"
+
+
+def fix_label(rule: type[Rule]) -> str:
+    """``safe``, ``unsafe`` or ``-``: the applicability of a rule's fix."""
+    return rule.fix_applicability.value if rule.fix_applicability else "-"
+
+
 def rule_markdown(rule: type[Rule]) -> str:
     """The page of one rule: What it does / Why is this bad? / Example / Use instead / Fix safety."""
     status = "on by default" if rule.default_enabled else "off by default (opt in with `--extend-select`)"

@@ -108,3 +108,34 @@ def test_an_unexpected_failure_of_the_whole_run_exits_2(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.exit", lambda code=0: exits.append(code))
     cli.run()
     assert exits[-1] == 2
+
+
+HELPER_SWITCHES = """\
+import torch
+from torch import nn
+
+
+def to_eval(m):
+    m.eval()
+
+
+def to_train(m):
+    m.train()
+
+
+def fit(model, loader, do_eval):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x in loader:
+        if do_eval:
+            to_eval(model)
+        stats = model(x).mean()
+        if do_eval:
+            to_train(model)
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+"""
+
+
+def test_conditions_guarding_project_calls_are_correlated(tmp_path):
+    assert found(lint_snippet(tmp_path, HELPER_SWITCHES)) == set()

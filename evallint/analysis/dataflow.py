@@ -13,7 +13,7 @@ import libcst as cst
 from evallint.analysis.grad import GradEffect, lexical_grad
 from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
 from evallint.analysis.keys import head, is_within, rebase
-from evallint.analysis.module import ProjectClass
+from evallint.analysis.module import ProjectClass, ProjectFunction
 from evallint.analysis.ops import (
     Backward, Bind, Call, Forward, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
     TrainingFlagAssigned, ValueKind,
@@ -64,12 +64,6 @@ class FunctionAnalysis:
         self.summaries: dict[Call, "Summary"] = {}
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
-        # ``was_training = model.training``: the flag variable -> the model it describes.
-        sources: dict[str, set[str]] = {}
-        for op in self.ops.all():
-            if isinstance(op, Bind) and op.kind is ValueKind.CAPTURE and op.source is not None:
-                sources.setdefault(op.key, set()).add(op.source)
-        self.flag_sources = {var: next(iter(keys)) for var, keys in sources.items() if len(keys) == 1}
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -179,9 +173,9 @@ class FunctionAnalysis:
         test, value = condition.test, condition.value
         if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
             test, value = test.expression, not value
-        if value or not isinstance(test, cst.Name) or test.value not in self.flag_sources:
+        if value or not isinstance(test, cst.Name) or test.value not in self.ops.flag_sources:
             return state
-        key = self.flag_sources[test.value]
+        key = self.ops.flag_sources[test.value]
         result: FlowState = {}
         for assumptions, part in state.items():
             captured = part.captured.get(test.value)
@@ -504,8 +498,8 @@ def _before_with(op: Call, caller_key: str) -> str:
 
 
 def _guards_mode_or_grad(statement: cst.CSTNode, context: "ModuleContext") -> bool:
-    """Does an if/while mention a mode call, a training step or a grad switch in its test or
-    body? Memoised per statement."""
+    """Does an if/while mention a mode call, a training step or a grad switch, or call a
+    project function (``to_eval(model)``), in its test or body? Memoised per statement."""
     key = ("guards", statement)
     if key not in context.cache:
         found = False
@@ -514,6 +508,8 @@ def _guards_mode_or_grad(statement: cst.CSTNode, context: "ModuleContext") -> bo
             node = pending.pop()
             if isinstance(node, cst.Name) and node.value in GUARDED_NAMES:
                 found = True
+            elif isinstance(node, cst.Call) and isinstance(node.func, (cst.Name, cst.Attribute)):
+                found = isinstance(context.resolve(node.func), ProjectFunction)
             pending.extend(child_nodes(node))
         context.cache[key] = found
     return context.cache[key]  # type: ignore[return-value]

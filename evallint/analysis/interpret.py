@@ -39,6 +39,8 @@ class FunctionOps:
     by_step: dict[Step, list[Op]]
     # Keys assigned anywhere in the function (locals), for telling them from the caller's.
     assigned: set[str] = field(default_factory=set)
+    # ``was_training = model.training``: the flag variable -> the model it was read from.
+    flag_sources: dict[str, str] = field(default_factory=dict)
 
     def all(self) -> Iterator[Op]:
         for ops in self.by_step.values():
@@ -140,8 +142,13 @@ class _Interpreter:
     def find_flag_restores(self, assignments) -> None:
         """``was_training = m.training ... if was_training: m.train()``: that ``train()`` puts
         back the mode ``m`` had when the flag was read (like ``m.train(was_training)``)."""
-        flags = {key: key_of(value.value) for key, value, _ in assignments
-                 if isinstance(value, cst.Attribute) and value.attr.value == "training"}
+        sources: dict[str, set[str | None]] = {}
+        for key, value, _ in assignments:
+            if isinstance(value, cst.Attribute) and value.attr.value == "training":
+                sources.setdefault(key, set()).add(key_of(value.value))
+        flags = {var: next(iter(keys)) for var, keys in sources.items()
+                 if len(keys) == 1 and None not in keys}
+        self.result.flag_sources.update(flags)  # type: ignore[arg-type]
         for step in self.graph.steps():
             statement = step.extra
             if step.kind is StepKind.TEST and isinstance(statement, cst.If) \
