@@ -82,10 +82,15 @@ def extract(raw: str) -> NotebookSource:
         text = "".join(source) if isinstance(source, list) else str(source)
         cell_lines = split_lines(text) or [""]
         hidden = cell_lines[0].lstrip().startswith("%%")
+        continued = False  # the previous line was a magic ending in a backslash
         for number, line in enumerate(cell_lines, start=1):
-            if hidden or _is_magic(line):
+            if hidden or continued:
+                continued = line.rstrip().endswith("\\")
+                line = "# magic"
+            elif _is_magic(line):
+                continued = line.rstrip().endswith("\\")
                 indent = line[: len(line) - len(line.lstrip())]
-                line = f"{indent}pass  # magic" if not hidden else "# magic"
+                line = f"{indent}pass  # magic"
             lines.append(line)
             origin.append((code_cell, number))
         lines.append("")

@@ -139,3 +139,45 @@ def fit(model, loader, do_eval):
 
 def test_conditions_guarding_project_calls_are_correlated(tmp_path):
     assert found(lint_snippet(tmp_path, HELPER_SWITCHES)) == set()
+
+
+CLASSMETHOD_LOADER = """\
+import torch
+from torch import nn
+
+
+class Adapter(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @classmethod
+    def attach(cls, model, path):
+        wrapper = cls(model)
+        wrapper.load_state_dict(torch.load(path))
+        return wrapper
+
+    def forward(self, x):
+        return self.model(x)
+
+
+mlp = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1))
+adapter = Adapter.attach(mlp, "adapter.pt")
+"""
+
+
+def test_classmethod_called_on_the_class_binds_cls_itself(tmp_path):
+    # `mlp` is the `model` argument, not `cls` (whose call `cls(model)` builds the wrapper).
+    assert found(lint_snippet(tmp_path, CLASSMETHOD_LOADER)) == set()
+
+
+def test_shell_escape_continued_with_backslash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cell = ["! python prepare.py --data_dir data \\\n", "        --split train \\\n",
+            "        --out data\n", "import torch\n"]
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                           "source": cell}]}
+    write(tmp_path, {"prep.ipynb": json.dumps(notebook)})
+    result, data = run_json("--no-cache", "prep.ipynb")
+    assert data == [] and result.exit_code == 0

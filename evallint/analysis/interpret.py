@@ -548,7 +548,9 @@ class _Interpreter:
     def project_call(self, call: cst.Call, target: ProjectFunction, receiver: str | None) -> Call:
         names = target.graph.param_names
         is_method = target.graph.class_name is not None and names[:1] in (["self"], ["cls"])
-        positional = names[1:] if is_method and (receiver is not None) else names
+        # ``obj.method(a)`` and ``Class.classmethod(a)`` bind the first parameter themselves.
+        bound = receiver is not None or _is_classmethod(target.graph.node)
+        positional = names[1:] if is_method and bound else names
         op = Call(self.step, call, target, receiver=receiver)
         index = 0
         for arg in call.args:
@@ -628,6 +630,11 @@ def _literal_element_keys(node: cst.BaseExpression) -> tuple[str, ...]:
         return ()
     keys = [key_of(value) for value in values]
     return tuple(k for k in keys if k is not None) if keys and None not in keys else ()
+
+
+def _is_classmethod(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.FunctionDef) and any(
+        isinstance(d.decorator, cst.Name) and d.decorator.value == "classmethod" for d in node.decorators)
 
 
 def _is_context_manager(function: ProjectFunction) -> bool:
