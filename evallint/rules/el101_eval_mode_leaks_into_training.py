@@ -88,7 +88,7 @@ for epoch in range(10):
                 for train in leak.hoisted:
                     yield ctx.diagnostic(
                         self, train.node,
-                        f"`{code_of(current, train.node)}` runs once, before the loop; {source} "
+                        f"`{code_of(current, train.node)}` runs before the loop, not in it; {source} "
                         f"switches `{leak.key}` to eval mode inside the loop, so later iterations "
                         "train in eval mode. Call `.train()` at the top of the loop body",
                         related=tuple(related), severity=severity, notes=notes,
