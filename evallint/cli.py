@@ -178,7 +178,8 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
             if from_stdin and write:
                 sys.stdout.write(target.text or "")
             continue
-        original = target.text if target.text is not None else decode(target.file.read_bytes())
+        raw = target.file.read_bytes() if target.text is None else b""
+        original = target.text if target.text is not None else decode(raw)
         text = original
         for _ in range(FIX_ROUNDS):
             result = apply_fixes(text, found, unsafe)
@@ -197,7 +198,7 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
         elif from_stdin:
             sys.stdout.write(text)
         else:
-            bom = "\ufeff" if target.file.read_bytes().startswith(b"\xef\xbb\xbf") else ""
+            bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
             write_atomically(target.file, bom + text)
     remaining.extend(d for found in by_path.values() for d in found)
     if write and fixed and not quiet:

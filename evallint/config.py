@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -50,12 +50,9 @@ class Config:
         """Command-line selection on top: ``--select`` replaces, the others add."""
         for codes in (select or (), extend_select, ignore):
             check_codes(codes, "the command line")
-        return Config(root=self.root, source=self.source,
-                      select=tuple(select) if select is not None else self.select,
-                      extend_select=self.extend_select + tuple(extend_select),
-                      ignore=self.ignore + tuple(ignore), exclude=self.exclude,
-                      per_file_ignores=self.per_file_ignores, strict_restore=self.strict_restore,
-                      model_names=self.model_names)
+        return replace(self, select=tuple(select) if select is not None else self.select,
+                       extend_select=self.extend_select + tuple(extend_select),
+                       ignore=self.ignore + tuple(ignore))
 
 
 def split_codes(value: str | None) -> list[str]:

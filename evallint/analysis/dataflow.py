@@ -62,6 +62,7 @@ class FunctionAnalysis:
         self.op_parts: dict[Op, tuple[Part, ...]] = {}
         self.exit_parts: tuple[Part, ...] = ()
         self.summaries: dict[Call, "Summary"] = {}
+        self._trained_anywhere: frozenset[str] | None = None
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
 
@@ -481,6 +482,13 @@ class FunctionAnalysis:
         if unknown or not optimizers:
             known |= self.forwarded_outside_no_grad()
         return known
+
+    def trained_anywhere(self) -> frozenset[str]:
+        """Every key some training step of this function trains (computed once)."""
+        if self._trained_anywhere is None:
+            self._trained_anywhere = frozenset(
+                key for step in self.training_steps() for key in self.trained_keys(step))
+        return self._trained_anywhere
 
     @staticmethod
     def owner_key(part: Part, key: str) -> str:

@@ -81,7 +81,7 @@ def _train_mode_chosen_here(analysis, key: str, trains: list) -> bool:
     Carlo dropout, a noise model, a test of train-mode behaviour, a gradient check)."""
     if not all(origin.via is None and isinstance(origin.op, SetMode) for origin in trains):
         return False
-    return not any(key in analysis.trained_keys(step) for step in analysis.training_steps())
+    return key not in analysis.trained_anywhere()
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:

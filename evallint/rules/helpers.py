@@ -185,13 +185,20 @@ def model_evidence(analysis: FunctionAnalysis) -> frozenset[str]:
     context, graph = analysis.context, analysis.graph
     cache_key = ("model_evidence", graph)
     if cache_key not in context.cache:
-        keys = set(_evidence_in(analysis.ops))
+        keys = _evidence_in(analysis.ops)
         if graph.class_name is not None:
-            for sibling in context.graphs:
-                if sibling.class_name == graph.class_name and sibling is not graph:
-                    keys.update(k for k in _evidence_in(function_ops(context, sibling))
-                                if k.startswith("self."))
-        context.cache[cache_key] = frozenset(keys)
+            keys |= _class_evidence(context, graph.class_name)
+        context.cache[cache_key] = keys
+    return context.cache[cache_key]  # type: ignore[return-value]
+
+
+def _class_evidence(context: ModuleContext, class_name: str) -> frozenset[str]:
+    """The ``self.<attr>`` keys any method of the class shows to be models (once per class)."""
+    cache_key = ("class_model_evidence", class_name)
+    if cache_key not in context.cache:
+        context.cache[cache_key] = frozenset(
+            key for method in context.graphs if method.class_name == class_name
+            for key in _evidence_in(function_ops(context, method)) if key.startswith("self."))
     return context.cache[cache_key]  # type: ignore[return-value]
 
 
