@@ -16,7 +16,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 KNOWN_KEYS = {"select", "ignore", "extend-select", "exclude", "per-file-ignores", "strict-restore",
-              "model-names"}
+              "model-names", "test-code"}
+TEST_CODE_MODES = ("lenient", "strict")
 
 
 class ConfigError(Exception):
@@ -36,10 +37,12 @@ class Config:
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     strict_restore: bool = False
     model_names: tuple[str, ...] = ()
+    test_code: str = "lenient"
 
     @property
     def settings(self) -> RuleSettings:
-        return RuleSettings(strict_restore=self.strict_restore, model_names=frozenset(self.model_names))
+        return RuleSettings(strict_restore=self.strict_restore, model_names=frozenset(self.model_names),
+                            strict_test_code=self.test_code == "strict")
 
     def selected_rules(self) -> tuple[type[Rule], ...]:
         """The rules this configuration turns on (EL000 and EL001 always)."""
@@ -170,8 +173,11 @@ def parse_table(data: dict, path: Path) -> Config:
     strict = data.get("strict-restore", False)
     if not isinstance(strict, bool):
         raise ConfigError(f"`strict-restore` in {path} must be true or false")
+    test_code = data.get("test-code", "lenient")
+    if test_code not in TEST_CODE_MODES:
+        raise ConfigError(f"`test-code` in {path} must be one of {', '.join(map(repr, TEST_CODE_MODES))}")
     return Config(root=path.parent.resolve(), source=path,
                   select=codes("select") if "select" in data else None,
                   extend_select=codes("extend-select"), ignore=codes("ignore"),
                   exclude=strings("exclude"), per_file_ignores=per_file,
-                  strict_restore=strict, model_names=strings("model-names"))
+                  strict_restore=strict, model_names=strings("model-names"), test_code=test_code)

@@ -1,4 +1,5 @@
-"""Severity: a warning only when the model's project class has no mode-dependent layer."""
+"""Models without a mode-dependent layer: EL103 is not reported (the output cannot differ) and
+EL101 is a warning; with one, both are errors."""
 
 import pytest
 
@@ -87,12 +88,52 @@ class Net(nn.Module):
 }
 
 
+LEAK_TEMPLATE = """\
+import torch
+from torch import nn
+
+{classes}
+
+
+def validate(m, loader):
+    m.eval()
+    with torch.no_grad():
+        for x, _ in loader:
+            m(x)
+
+
+def fit(loader):
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    for epoch in range(3):
+        for x, y in loader:
+            loss = model(x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        validate(model, loader)
+"""
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_severity(tmp_path, name):
+def test_inference_reported_only_for_mode_dependent_models(tmp_path, name):
     classes, severity = CASES[name]
     found = [d for d in lint_snippet(tmp_path, TEMPLATE.format(classes=classes)) if d.code == "EL103"]
+    if severity == "warning":
+        assert found == []
+        return
     assert [d.span.line for d in found] == [TEMPLATE.format(classes=classes).splitlines().index(
         "    out = model(torch.randn(2, 4))") + 1]
+    assert found[0].severity.value == "error"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_leak_severity(tmp_path, name):
+    classes, severity = CASES[name]
+    source = LEAK_TEMPLATE.format(classes=classes)
+    found = [d for d in lint_snippet(tmp_path, source) if d.code == "EL101"]
+    assert [d.span.line for d in found] == [source.splitlines().index("    model.train()") + 1]
     assert found[0].severity.value == severity
     if severity == "warning":
         assert found[0].notes and found[0].notes[0].startswith("Net has no")

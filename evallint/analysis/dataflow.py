@@ -63,6 +63,8 @@ class FunctionAnalysis:
         self.exit_parts: tuple[Part, ...] = ()
         self.summaries: dict[Call, "Summary"] = {}
         self._trained_anywhere: frozenset[str] | None = None
+        self._gradient_forwards: frozenset[Forward] | None = None
+        self._shape_probes: frozenset[Forward] | None = None
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
 
@@ -381,11 +383,19 @@ class FunctionAnalysis:
         return found[1] if found is not None else None
 
     def is_inference(self, op: Op) -> bool:
-        """Is this forward an evaluation/inference one (spec: no training step in its scope)?"""
+        """Is this forward an evaluation/inference one (spec: no training step in its scope)?
+
+        Never a forward whose result reaches a backward, a shape probe, or a no-grad forward of a
+        model that the same loop trains (features cached for gradient accumulation, targets)."""
+        if isinstance(op, Forward) and (self.is_shape_probe(op) or self.feeds_gradient(op)):
+            return False
         found = lexical_grad(self.context, op.step.region, self.graph)
         steps = self.training_steps()
         if found is not None and found[1] is GradEffect.DISABLED:
             region = found[0]
+            if isinstance(op, Forward) and op.step.loop in self.loops_with_training() \
+                    and self.trained_in_its_loop(op):
+                return False
             return region is None or not any(_inside(step.step.region, region) for step in steps)
         if found is None and self.grad_disabled(op):
             return not steps
@@ -393,6 +403,30 @@ class FunctionAnalysis:
         if loop is not None:
             return loop not in self.loops_with_training()
         return not steps
+
+    def trained_in_its_loop(self, op: Forward) -> bool:
+        """Is the model of this forward trained by a step in the forward's innermost loop?"""
+        trained = {key for step in self.training_steps() if op.step.loop in step.step.loops
+                   for key in self.trained_keys(step)}
+        return any(target in trained for part in self.parts(op) for target in part.targets(op.key))
+
+    def feeds_gradient(self, op: Forward) -> bool:
+        """Is this forward, run with grad enabled, part of a gradient computation: does its result
+        reach a backward or autograd.grad? (A no-grad forward's result carries no gradient.)"""
+        if self._gradient_forwards is None:
+            from evallint.analysis.values import forwards_reaching_gradients
+
+            self._gradient_forwards = forwards_reaching_gradients(self.ops)
+        return op in self._gradient_forwards and not self.grad_disabled(op) \
+            and self.lexical_grad(op) is not GradEffect.DISABLED
+
+    def is_shape_probe(self, op: Forward) -> bool:
+        """Is this forward run only to learn an output size?"""
+        if self._shape_probes is None:
+            from evallint.analysis.values import shape_probes
+
+            self._shape_probes = shape_probes(self.context, self.ops)
+        return op in self._shape_probes
 
     def grad_states(self, op: Op) -> set[tuple[str, Op | None]]:
         """The grad states an op can run under: lexical if a region decides, else the flow."""

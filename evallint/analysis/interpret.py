@@ -7,6 +7,7 @@ project (``from utils import evaluate`` is a project function whose summary appl
 from __future__ import annotations
 
 import builtins
+import re
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
@@ -41,6 +42,9 @@ class FunctionOps:
     assigned: set[str] = field(default_factory=set)
     # ``was_training = model.training``: the flag variable -> the model it was read from.
     flag_sources: dict[str, str] = field(default_factory=dict)
+    # Keys whose ``.eval(x)``/``.train(data)`` is some other API (a continual-learning strategy,
+    # a metric): evidence that they are not nn.Modules.
+    other_mode_api: frozenset[str] = frozenset()
 
     def all(self) -> Iterator[Op]:
         for ops in self.by_step.values():
@@ -106,6 +110,7 @@ class _Interpreter:
 
     def prescan(self) -> None:
         self.find_mode_choices()
+        self.result.other_mode_api = other_mode_api_keys(self.context, self.graph)
         assignments = list(self.assignments_in(self.graph))
         self.find_flag_restores(assignments)
         # Keys the function assigns itself are its locals; ``self.<attr>`` set in ``__init__``
@@ -124,7 +129,7 @@ class _Interpreter:
             symbol = context.resolve(base.func)
             if isinstance(symbol, ProjectClass):
                 self.local_classes[key] = symbol
-                if not context.is_module_class(symbol) and not symbol.node.bases:
+                if not context.may_be_module_class(symbol):
                     self.not_models.add(key)
                 elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
                         not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
@@ -364,7 +369,7 @@ class _Interpreter:
             if self.context.is_module_class(symbol):
                 return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN,
                             model_class=symbol)
-            if not symbol.node.bases:
+            if not self.context.may_be_module_class(symbol):
                 return Bind(self.step, target, key, ValueKind.NOT_MODEL)
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         if isinstance(symbol, ProjectFunction):
@@ -501,6 +506,10 @@ class _Interpreter:
 
     def mode_call(self, call: cst.Call, receiver: str, method: str) -> None:
         args = call.args
+        if receiver in self.result.other_mode_api:
+            if (method == "eval" and args) or _bad_train_literal(call):
+                self.emit(BadModeArgument(self.step, call, receiver, method))
+            return
         if method == "eval":
             if args:
                 self.emit(BadModeArgument(self.step, call, receiver, method))
@@ -572,6 +581,69 @@ class _Interpreter:
                 if keys:
                     op.element_arguments[name] = keys
         return op
+
+
+# Names of variables that hold a mode flag: ``m.train(mode)``, ``m.train(was_training)``.
+MODE_FLAG_NAME = re.compile(r"mode|train|flag|enable|bool|^(is|was|use|do|should|set)_|^on$|^b$",
+                            re.IGNORECASE)
+
+
+def _mode_like_argument(arg: cst.Arg) -> bool:
+    """Could this be the ``mode`` of ``nn.Module.train(mode)``?"""
+    if arg.keyword is not None:
+        return arg.keyword.value == "mode"
+    value = arg.value
+    if isinstance(value, (cst.UnaryOperation, cst.Comparison, cst.BooleanOperation)):
+        return True
+    ok, _ = literal_value(value)
+    if ok:
+        return True  # a literal: EL107 judges strings and numbers
+    if isinstance(value, cst.Name):
+        return bool(MODE_FLAG_NAME.search(value.value))
+    if isinstance(value, cst.Attribute):
+        return value.attr.value == "training" or bool(MODE_FLAG_NAME.search(value.attr.value))
+    if isinstance(value, cst.Call):
+        return isinstance(value.func, cst.Name) and value.func.value == "bool"
+    return False
+
+
+def _other_mode_api(call: cst.Call) -> bool:
+    """``x.eval(stream)``, ``x.eval(data_key=k)``, ``x.train(experience)``: not nn.Module's."""
+    method = call.func.attr.value  # type: ignore[union-attr]
+    if method == "eval":
+        return bool(call.args)
+    return len(call.args) > 1 or (len(call.args) == 1 and not _mode_like_argument(call.args[0]))
+
+
+def _bad_train_literal(call: cst.Call) -> bool:
+    if call.func.attr.value != "train" or len(call.args) != 1:  # type: ignore[union-attr]
+        return False
+    ok, literal = literal_value(call.args[0].value)
+    return ok and isinstance(literal, (str, int, float)) and not isinstance(literal, bool)
+
+
+def _other_mode_api_in(graph: FunctionGraph) -> set[str]:
+    keys: set[str] = set()
+    for step in graph.steps():
+        for call in _mode_calls(step.node):
+            key = key_of(_strip_self_returning(call.func.value))  # type: ignore[union-attr]
+            if key is not None and _other_mode_api(call):
+                keys.add(key)
+    return keys
+
+
+def other_mode_api_keys(context: ModuleContext, graph: FunctionGraph) -> frozenset[str]:
+    """Keys of ``graph`` whose ``train``/``eval`` calls are not nn.Module's, in the function
+    itself and, for ``self.<attr>``, in any method of its class (computed once per class)."""
+    keys = _other_mode_api_in(graph)
+    if graph.class_name is not None:
+        cache_key = ("class_other_mode_api", graph.class_name)
+        if cache_key not in context.cache:
+            context.cache[cache_key] = frozenset(
+                key for method in context.graphs if method.class_name == graph.class_name
+                for key in _other_mode_api_in(method) if key.startswith("self."))
+        keys |= context.cache[cache_key]  # type: ignore[operator]
+    return frozenset(keys)
 
 
 def _calls_in(node: cst.CSTNode) -> list[cst.Call]:

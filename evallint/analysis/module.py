@@ -103,10 +103,32 @@ class ModuleContext:
     def bases(self, cls: ProjectClass) -> list[Symbol]:
         found: list[Symbol] = []
         for arg in cls.node.bases:
-            symbol = cls.context.resolve(arg.value)
+            value = arg.value.value if isinstance(arg.value, cst.Subscript) else arg.value  # Generic[T]
+            symbol = cls.context.resolve(value)
             if symbol is not None:
                 found.append(symbol)
         return found
+
+    def may_be_module_class(self, cls: ProjectClass, _seen: frozenset = frozenset()) -> bool:
+        """False when no base of ``cls`` can lead to nn.Module: every base is a project class
+        that cannot, or a known non-module (``object``, ``abc.ABC``, ``typing.*``, builtins)."""
+        if self.is_module_class(cls):
+            return True
+        if id(cls.node) in _seen:
+            return False
+        bases = [arg.value.value if isinstance(arg.value, cst.Subscript) else arg.value
+                 for arg in cls.node.bases]
+        for base in bases:
+            symbol = cls.context.resolve(base)
+            if isinstance(symbol, ProjectClass):
+                if symbol.context.may_be_module_class(symbol, _seen | {id(cls.node)}):
+                    return True
+            elif isinstance(symbol, External):
+                if not torch_api.NOT_MODULE_BASES.match(symbol.qualified):
+                    return True
+            elif not (isinstance(base, cst.Name) and base.value in torch_api.BUILTIN_BASES):
+                return True  # unresolved: could be anything
+        return False
 
     def class_matches(self, cls: ProjectClass, externals: frozenset[str], prefix: str = "",
                       _seen: frozenset = frozenset()) -> bool:

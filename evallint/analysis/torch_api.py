@@ -25,6 +25,14 @@ NOT_FORWARD_METHODS = frozenset({
     "requires_grad_", "add_param_group", "item", "tolist", "numpy", "detach", "size", "dim",
 })
 
+# Tensors made only to run a model once and read its output shape.
+DUMMY_TENSORS = frozenset(f"torch.{name}" for name in (
+    "zeros", "ones", "empty", "randn", "rand", "randint", "full", "zeros_like", "ones_like",
+    "randn_like", "rand_like", "empty_like", "full_like"))
+SHAPE_ATTRIBUTES = frozenset({"shape", "size", "numel", "dim", "ndim", "ndimension"})
+SHAPE_HELPER_NAME = re.compile(r"shape|size|dim|channels|out_features|feature_info|flatten",
+                               re.IGNORECASE)
+
 # -- exports (EL104) ------------------------------------------------------------------------
 EXPORT_FUNCTIONS = frozenset({
     "torch.jit.trace", "torch.jit.trace_module", "torch.export.export", "torch.onnx.export",
@@ -39,6 +47,12 @@ MODULE_BASES = frozenset({
     "transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel",
     "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
 })
+# Base classes that never make a class an nn.Module.
+NOT_MODULE_BASES = re.compile(r"^(abc|typing|typing_extensions|enum|collections|dataclasses|numbers"
+                              r"|unittest|json|threading|argparse|pathlib|io)(\.|$)|^object$")
+BUILTIN_BASES = frozenset({"object", "dict", "list", "tuple", "set", "str", "int", "float",
+                           "Exception", "BaseException", "ValueError", "RuntimeError", "TypeError",
+                           "KeyError", "NamedTuple", "type"})
 LIGHTNING_BASES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule",
                              "lightning.pytorch.LightningModule", "pytorch_lightning.core.LightningModule",
                              "lightning.pytorch.core.LightningModule"})
@@ -52,6 +66,11 @@ MODE_DEPENDENT_LAYERS = re.compile(
     r"^(Dropout\w*|AlphaDropout|FeatureAlphaDropout|BatchNorm\w*|SyncBatchNorm|InstanceNorm\w*"
     r"|LazyBatchNorm\w*|LazyInstanceNorm\w*|RNN|LSTM|GRU|Transformer\w*|MultiheadAttention"
     r"|Sequential|ModuleList|ModuleDict|RNNBase)$")
+# Layers whose own mode is the point when called by themselves (drawing dropout masks).
+SINGLE_MODE_LAYERS = re.compile(
+    r"^(Dropout\w*|AlphaDropout|FeatureAlphaDropout|BatchNorm\w*|SyncBatchNorm|InstanceNorm\w*"
+    r"|LazyBatchNorm\w*|LazyInstanceNorm\w*)$")
+DROPOUT_LAYERS = re.compile(r"^(Dropout\w*|AlphaDropout|FeatureAlphaDropout)$")
 # Containers: mode-dependent only through what they hold.
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 # Recurrent layers: mode-dependent only with ``dropout`` > 0 (between stacked layers).

@@ -35,6 +35,8 @@ class RuleSettings:
 
     strict_restore: bool = False
     model_names: frozenset[str] = frozenset()
+    # ``test-code = "strict"``: EL103/EL201 also in test code (off there by default).
+    strict_test_code: bool = False
 
 
 class RuleContext:

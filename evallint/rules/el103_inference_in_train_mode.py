@@ -8,7 +8,8 @@ from evallint.analysis.ops import Call, Forward, Mode, Op, SetMode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    code_of, describe_origin, known_origins, linted_functions, related_for, severity_for,
+    code_of, construction_binds, deliberate_layer, describe_origin, in_module_method, known_mode_free,
+    known_origins, linted_functions, related_for, severity_for, skip_in_test_code,
 )
 
 
@@ -55,16 +56,22 @@ with torch.no_grad():
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
         for analysis in linted_functions(ctx.analysis):
+            if skip_in_test_code(analysis, ctx.settings) or in_module_method(analysis):
+                continue
             seen: set[tuple[object, str]] = set()
+
             for op, key in _inference_uses(analysis):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
                 if not trains or _train_mode_chosen_here(analysis, key, trains):
                     continue
+                binds = construction_binds(analysis, key, trains)
+                if known_mode_free(binds) or deliberate_layer(binds):
+                    continue  # the output cannot differ, or the layer's own mode is the point
                 group = (op.step.loop, key)
                 if group in seen:
                     continue
                 seen.add(group)
-                severity, notes = severity_for(analysis, key)
+                severity, notes = severity_for(analysis, key, trains)
                 how = "runs inference" if isinstance(op, Forward) else \
                     f"is used for inference by `{code_of(current, op.node)}`"
                 yield ctx.diagnostic(

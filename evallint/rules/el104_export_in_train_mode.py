@@ -8,7 +8,8 @@ from evallint.analysis.ops import Export, Mode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    describe_origin, known_origins, linted_functions, related_for, severity_for,
+    construction_binds, describe_origin, known_mode_free, known_origins, linted_functions,
+    related_for, severity_for,
 )
 
 
@@ -57,9 +58,9 @@ traced.save("resnet18.ts")
                 if op.eval_requested:
                     continue
                 trains = known_origins(analysis.facts(op, op.key), Mode.TRAIN)
-                if not trains:
-                    continue
-                severity, notes = severity_for(analysis, op.key)
+                if not trains or known_mode_free(construction_binds(analysis, op.key, trains)):
+                    continue  # no mode-dependent layer: the exported graph is the same
+                severity, notes = severity_for(analysis, op.key, trains)
                 yield ctx.diagnostic(
                     self, op.node,
                     f"`{op.function}` records `{op.key}` in train mode (from "

@@ -11,7 +11,7 @@ from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.helpers import known_origins, linted_functions, loop_group, origins
+from evallint.rules.helpers import known_origins, linted_functions, loop_group, origins, skip_in_test_code
 
 
 class InferenceWithoutNoGrad(Rule):
@@ -64,6 +64,8 @@ def evaluate(model, loader):
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         file = ctx.analysis
         for analysis in linted_functions(file):
+            if skip_in_test_code(analysis, ctx.settings):
+                continue
             if any(True for _ in analysis.ops_of(GradientUse)) or any(True for _ in analysis.ops_of(Backward)):
                 continue
             training_loops = analysis.loops_with_training()

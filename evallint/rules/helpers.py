@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Iterable
 
 import libcst as cst
@@ -10,7 +12,7 @@ import libcst as cst
 from evallint.analysis import torch_api
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
-from evallint.analysis.module import External, ModuleContext, ProjectClass
+from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction
 from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
 from evallint.analysis.ops import Bind, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
 from evallint.analysis.state import Fact, Origin
@@ -95,53 +97,163 @@ def is_mode_override(analysis: FunctionAnalysis) -> bool:
     return cls is not None and analysis.context.is_module_class(cls)
 
 
+def in_module_method(analysis: FunctionAnalysis) -> bool:
+    """A method of an nn.Module: what it calls (a loss, a submodule) runs as part of that model."""
+    cls = analysis.context.class_of_graph(analysis.graph)
+    return cls is not None and analysis.context.is_module_class(cls)
+
+
 def linted_functions(file: FileAnalysis) -> list[FunctionAnalysis]:
     return [a for a in file.functions if not is_mode_override(a)]
 
 
-def severity_for(analysis: FunctionAnalysis, key: str) -> tuple[Severity, tuple[str, ...]]:
-    """Warning when the model's class is in the project and has no mode-dependent layer."""
-    classes = set()
-    for fa in (analysis,):
-        for op in fa.ops_of(Bind):
-            if op.kind is ValueKind.FRESH and op.key == key and op.model_class is not None:
-                classes.add(op.model_class)
-    if classes and all(isinstance(c, ProjectClass) and mode_free(c) for c in classes):
-        names = ", ".join(sorted({c.qualname for c in classes}))  # type: ignore[union-attr]
+# pytest's conventions for test code: files, folders, functions and classes.
+TEST_FILE = re.compile(r"^(test_\w*|\w+_test|conftest)\.py$")
+TEST_FOLDERS = frozenset({"tests", "test"})
+
+
+def is_test_file(context: ModuleContext) -> bool:
+    """``test_*.py``, ``*_test.py``, ``conftest.py``, or a file under ``tests/`` or ``test/``
+    (below the project root, so a project that lives in a folder named ``tests`` is not all test)."""
+    file = Path(context.file)
+    if TEST_FILE.match(file.name):
+        return True
+    try:
+        parts = file.resolve().relative_to(context.project.root).parts[:-1]
+    except ValueError:
+        parts = file.parts[:-1]
+    return any(part in TEST_FOLDERS for part in parts)
+
+
+def is_test_function(analysis: FunctionAnalysis) -> bool:
+    """A ``test_*`` function, or a method of a ``Test*`` class."""
+    return any(part.startswith("test_") or part.startswith("Test")
+               for part in analysis.graph.name.split("."))
+
+
+def skip_in_test_code(analysis: FunctionAnalysis, settings) -> bool:
+    """EL103 and EL201 stay quiet in test code unless ``test-code = "strict"``: a test that runs a
+    fresh model to check shapes is not inference, and gradient waste in a test costs nothing."""
+    if settings.strict_test_code:
+        return False
+    return is_test_file(analysis.context) or is_test_function(analysis)
+
+
+def construction_binds(analysis: FunctionAnalysis, key: str,
+                       origins_seen: Iterable[Origin] = ()) -> list[tuple[Bind, ModuleContext]]:
+    """Where the model ``key`` was built: the facts' origins, and constructions in the function."""
+    found: list[tuple[Bind, ModuleContext]] = []
+    for origin in origins_seen:
+        inner = origin.innermost()
+        if isinstance(inner.op, Bind) and inner.op.kind is ValueKind.FRESH:
+            found.append((inner.op, inner.context))
+    for op in analysis.ops_of(Bind):
+        if op.kind is ValueKind.FRESH and op.key == key:
+            found.append((op, analysis.context))
+    return found
+
+
+def known_mode_free(binds: list[tuple[Bind, ModuleContext]]) -> bool:
+    """Is every construction of the model known to hold no mode-dependent layer?"""
+    return bool(binds) and all(_built_mode_free(op, context) for op, context in binds)
+
+
+def deliberate_layer(binds: list[tuple[Bind, ModuleContext]]) -> bool:
+    """A single ``nn.Dropout``/``nn.BatchNorm*`` called by itself: its mode is the point."""
+    return bool(binds) and all(
+        isinstance(op.model_class, str) and torch_api.is_torch_nn_class(op.model_class)
+        and torch_api.SINGLE_MODE_LAYERS.match(torch_api.last_part(op.model_class))
+        for op, _ in binds)
+
+
+def _built_mode_free(op: Bind, context: ModuleContext) -> bool:
+    cls = op.model_class
+    if isinstance(cls, ProjectClass):
+        return mode_free(cls)
+    if isinstance(cls, str) and isinstance(op.node, cst.Call) and torch_api.is_torch_nn_class(cls):
+        return _mode_free_layer(cls, op.node) and _arguments_mode_free(context, cls, op.node)
+    return False
+
+
+def severity_for(analysis: FunctionAnalysis, key: str,
+                 origins_seen: Iterable[Origin] = ()) -> tuple[Severity, tuple[str, ...]]:
+    """Warning when the model is known to have no mode-dependent layer."""
+    binds = construction_binds(analysis, key, origins_seen)
+    if known_mode_free(binds):
+        names = ", ".join(sorted({_class_name(op.model_class) for op, _ in binds}))
         return Severity.WARNING, (
             f"{names} has no Dropout, BatchNorm or other mode-dependent layer, so this has no "
             "effect today; it will once such a layer is added",)
     return Severity.ERROR, ()
 
 
+def _class_name(cls: object) -> str:
+    return cls.qualname if isinstance(cls, ProjectClass) else torch_api.last_part(str(cls))
+
+
 def mode_free(cls: ProjectClass, _seen: frozenset[int] = frozenset()) -> bool:
     """Does a project nn.Module class contain only layers whose behaviour ignores the mode?
 
-    Its instance methods are read (class- and static methods build other objects); a layer that
-    reads ``self.training`` itself (DropPath) depends on the mode; containers (Sequential,
-    ModuleList) are judged by what is put in them.
+    Its instance methods are read (class- and static methods build other objects), with the
+    project helpers they call; a layer that reads ``self.training`` itself (DropPath) depends on
+    the mode; containers (Sequential, ModuleList) are judged by what is put in them; a layer
+    class held in a variable (``norm_layer(dim)``) is unknown.
     """
-    if id(cls.node) in _seen:
-        return True
-    context = cls.context
-    stack: list[cst.CSTNode] = [cls.node]
+    cache_key = ("mode_free", id(cls.node))
+    cache = cls.context.cache
+    if cache_key not in cache:
+        cache[cache_key] = True  # recursion: a class built inside itself
+        cache[cache_key] = _body_mode_free(cls.context, cls.node, _seen | {id(cls.node)})
+    return cache[cache_key]  # type: ignore[return-value]
+
+
+def _body_mode_free(context: ModuleContext, root: cst.CSTNode, seen: frozenset[int]) -> bool:
+    stack: list[tuple[cst.CSTNode, frozenset[str]]] = [(root, frozenset())]
     while stack:
-        node = stack.pop()
-        if isinstance(node, cst.FunctionDef) and _is_class_or_static(node):
-            continue
-        stack.extend(child_nodes(node))
+        node, params = stack.pop()
+        if isinstance(node, cst.FunctionDef):
+            if _is_class_or_static(node) and node is not root:
+                continue
+            params = params | {p.name.value for p in (*node.params.params, *node.params.kwonly_params,
+                                                       *node.params.posonly_params)}
+        stack.extend((child, params) for child in child_nodes(node))
         if isinstance(node, cst.Attribute) and node.attr.value == "training" \
                 and isinstance(node.value, cst.Name) and node.value.value == "self":
             return False
         if not isinstance(node, cst.Call):
             continue
-        symbol = context.resolve(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+        func = node.func
+        if isinstance(func, cst.Name) and func.value in params:
+            return False  # ``norm_layer(dim)``: a layer class from a parameter
+        if isinstance(func, (cst.Call, cst.Subscript)) and not _rooted_at_self(func):
+            return False  # ``getattr(nn, act)()``, ``LAYERS[name](dim)``
+        symbol = context.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
         if isinstance(symbol, ProjectClass):
-            if context.is_module_class(symbol) and not mode_free(symbol, _seen | {id(cls.node)}):
+            if context.is_module_class(symbol) and not mode_free(symbol, seen):
                 return False
+        elif isinstance(symbol, ProjectFunction):
+            node_id = id(symbol.graph.node)
+            if node_id not in seen and not _body_mode_free(symbol.context, symbol.graph.node,
+                                                           seen | {node_id}):
+                return False  # a helper that builds layers
         elif isinstance(symbol, External) and not _mode_free_layer(symbol.qualified, node):
             return False
     return True
+
+
+def _rooted_at_self(node: cst.BaseExpression) -> bool:
+    while isinstance(node, (cst.Call, cst.Subscript, cst.Attribute)):
+        node = node.func if isinstance(node, cst.Call) else node.value
+    return isinstance(node, cst.Name) and node.value == "self"
+
+
+def _arguments_mode_free(context: ModuleContext, qualified: str, call: cst.Call) -> bool:
+    """For a container (``nn.Sequential(nn.Conv2d(...), nn.ReLU())``): the layers given to it;
+    a starred or variable argument (``nn.Sequential(*layers)``) is not known."""
+    if torch_api.last_part(qualified) not in torch_api.CONTAINERS:
+        return True
+    return all(not arg.star and isinstance(arg.value, (cst.Call, cst.List, cst.Dict, cst.Tuple))
+               and _body_mode_free(context, arg.value, frozenset()) for arg in call.args)
 
 
 def _is_class_or_static(func: cst.FunctionDef) -> bool:
@@ -158,13 +270,30 @@ def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
         if name in torch_api.CONTAINERS:
             return True  # judged by the layers built into it
         if name in torch_api.RECURRENT_LAYERS:
-            dropout = next((a.value for a in call.args if a.keyword and a.keyword.value == "dropout"), None)
-            return dropout is None or literal_value(dropout) in ((True, 0), (True, 0.0))
+            return _literal_zero(_argument(call, "dropout", None), default=True)
+        if torch_api.DROPOUT_LAYERS.match(name):
+            return _literal_zero(_argument(call, "p", 0), default=False)  # ``nn.Dropout(0.0)``
         return torch_api.nn_layer_is_model(qualified) is False
     if qualified.startswith("torchvision.ops."):
         return name not in torch_api.TORCHVISION_OPS_MODE_DEPENDENT
     # An unknown class may be a submodule with dropout; plain functions and torch helpers are not.
     return not (name[:1].isupper() and not qualified.startswith(("torch.", "typing.")))
+
+
+def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
+    if position is not None and position < len(positional):
+        return positional[position].value
+    return None
+
+
+def _literal_zero(value: cst.BaseExpression | None, default: bool) -> bool:
+    if value is None:
+        return default
+    return literal_value(value) in ((True, 0), (True, 0.0))
 
 
 def _evidence_in(ops: FunctionOps) -> frozenset[str]:
@@ -202,11 +331,41 @@ def _class_evidence(context: ModuleContext, class_name: str) -> frozenset[str]:
     return context.cache[cache_key]  # type: ignore[return-value]
 
 
+def _constructed_in(ops: FunctionOps) -> frozenset[str]:
+    return frozenset(op.key for op in ops.all() if isinstance(op, Bind)
+                     and op.kind is ValueKind.FRESH and op.model_class is not None)
+
+
+def known_module(analysis: FunctionAnalysis, key: str, settings) -> bool:
+    """Is ``key`` known to be an nn.Module: built from a module class or model factory (in the
+    function, or in any method of its class for ``self.<attr>``), ``self`` of a module class, or
+    a configured model name? Mode calls alone do not tell."""
+    if key in settings.model_names or key.rpartition(".")[2] in settings.model_names:
+        return True
+    context, graph = analysis.context, analysis.graph
+    if key == "self":
+        cls = context.class_of_graph(graph)
+        return cls is not None and context.is_module_class(cls)
+    if key in _constructed_in(analysis.ops):
+        return True
+    if key.startswith("self.") and graph.class_name is not None:
+        cache_key = ("class_constructed", graph.class_name)
+        if cache_key not in context.cache:
+            context.cache[cache_key] = frozenset(
+                k for method in context.graphs if method.class_name == graph.class_name
+                for k in _constructed_in(function_ops(context, method)))
+        return key in context.cache[cache_key]  # type: ignore[operator]
+    return False
+
+
 def is_model_key(analysis: FunctionAnalysis, op: Op, key: str, settings) -> bool:
-    """Is ``key`` a model at ``op``: by what the analysis saw, or by a configured name?"""
+    """Is ``key`` a model at ``op``: by what the analysis saw, or by a configured name?
+    A key whose ``train``/``eval`` is another API is one only if known to be a module."""
     last = key.rpartition(".")[2]
     if key in settings.model_names or last in settings.model_names:
         return True
+    if key in analysis.ops.other_mode_api:
+        return known_module(analysis, key, settings)
     if any(f.origin is not None and f.mode is not Mode.ENTRY
            and not isinstance(f.origin.op, TrainingFlagAssigned) for f in analysis.facts(op, key)):
         return True
