@@ -248,6 +248,7 @@ class FunctionAnalysis:
             return part  # ``model = model.train()``: the same object
         source_facts = part.facts(op.source) if op.source is not None else None
         source_key = part.canonical_str(op.source) if op.source is not None else None
+        wrapped = frozenset().union(*(part.facts(k) for k in op.wraps)) if op.wraps else frozenset()
         part = self.drop_assumptions_part(part.rebind(op.key), op.key)
         kind = op.kind
         if kind is ValueKind.FRESH:
@@ -256,6 +257,8 @@ class FunctionAnalysis:
                 from evallint.analysis.summary import constructed_mode
 
                 mode = constructed_mode(op.model_class)
+                if mode is Mode.UNKNOWN and wrapped:
+                    return part.set_facts(op.key, wrapped)  # ``Wrapper(model)``: model's mode
             return part.set_facts(op.key, frozenset({Fact(mode, self.origin(op))}))
         if kind is ValueKind.ALIAS:
             aliases = dict(part.aliases)

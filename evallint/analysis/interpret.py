@@ -129,7 +129,7 @@ class _Interpreter:
             symbol = context.resolve(base.func)
             if isinstance(symbol, ProjectClass):
                 self.local_classes[key] = symbol
-                if not context.may_be_module_class(symbol):
+                if not context.may_be_module_class(symbol) or context.is_framework_managed(symbol):
                     self.not_models.add(key)
                 elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
                         not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
@@ -366,9 +366,11 @@ class _Interpreter:
         if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``
             return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
         if isinstance(symbol, ProjectClass):
+            if self.context.is_framework_managed(symbol):
+                return Bind(self.step, target, key, ValueKind.NOT_MODEL)
             if self.context.is_module_class(symbol):
-                return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN,
-                            model_class=symbol)
+                return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN, model_class=symbol,
+                            wraps=_argument_keys(call))
             if not self.context.may_be_module_class(symbol):
                 return Bind(self.step, target, key, ValueKind.NOT_MODEL)
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
@@ -421,9 +423,13 @@ class _Interpreter:
     # -- expressions and calls ---------------------------------------------------------------
 
     def expression(self, node: cst.BaseExpression) -> None:
-        """Emit the ops of every call in ``node``, in evaluation order (arguments first)."""
-        for call in _calls_in(node):
-            self.call(call)
+        """Emit the ops of every call in ``node``, in evaluation order (arguments first); a
+        comprehension binds its target to the elements of its iterable, like a for loop."""
+        for item in _evaluation_order(node):
+            if isinstance(item, cst.CompFor):
+                self.loop_bind(item.target, item.iter)
+            else:
+                self.call(item)
 
     def call(self, call: cst.Call) -> None:
         func = call.func
@@ -646,20 +652,46 @@ def other_mode_api_keys(context: ModuleContext, graph: FunctionGraph) -> frozens
     return frozenset(keys)
 
 
+def _argument_keys(call: cst.Call) -> tuple[str, ...]:
+    """Keys passed to a constructor: the models a wrapper may hold."""
+    return tuple(k for k in (key_of(arg.value) for arg in call.args if not arg.star) if k is not None)
+
+
+COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)
+
+
 def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
     """Calls inside ``node`` in evaluation order; lambda bodies and nested defs are skipped."""
-    calls: list[cst.Call] = []
+    return [item for item in _evaluation_order(node) if isinstance(item, cst.Call)]
+
+
+def _evaluation_order(node: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
+    """Calls in evaluation order (arguments first), with the ``for`` clause of a comprehension
+    just before the calls of its element (``[m.eval() for m in nets]`` binds ``m`` first)."""
+    found: list[cst.Call | cst.CompFor] = []
 
     def visit(current: cst.CSTNode) -> None:
         if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
             return
+        if isinstance(current, COMPREHENSIONS):
+            clause: cst.CompFor | None = current.for_in
+            while clause is not None:
+                visit(clause.iter)
+                found.append(clause)
+                for condition in clause.ifs:
+                    visit(condition)
+                clause = clause.inner_for_in
+            for part in ((current.key, current.value) if isinstance(current, cst.DictComp)
+                         else (current.elt,)):
+                visit(part)
+            return
         for child in child_nodes(current):
             visit(child)
         if isinstance(current, cst.Call):
-            calls.append(current)
+            found.append(current)
 
     visit(node)
-    return calls
+    return found
 
 
 def _names_in(node: cst.BaseExpression) -> list[str]:

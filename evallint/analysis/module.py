@@ -109,6 +109,30 @@ class ModuleContext:
                 found.append(symbol)
         return found
 
+    def dotted_module_name(self) -> str:
+        """``pkg.sub.mod`` for ``<root>/pkg/sub/mod.py`` (a package's ``__init__`` is ``pkg``)."""
+        try:
+            parts = list(self.file.resolve().relative_to(self.project.root).with_suffix("").parts)
+        except ValueError:
+            parts = [self.file.stem]
+        if parts and parts[-1] == "__init__":
+            parts.pop()
+        return ".".join(parts)
+
+    def is_framework_managed(self, cls: ProjectClass, _seen: frozenset = frozenset()) -> bool:
+        """Is ``cls`` (or a base) a framework class whose calls set the mode themselves?"""
+        if f"{cls.context.dotted_module_name()}.{cls.qualname}" in torch_api.FRAMEWORK_MANAGED_CLASSES:
+            return True
+        if id(cls.node) in _seen:
+            return False
+        for base in self.bases(cls):
+            if isinstance(base, External) and torch_api.FRAMEWORK_OBJECTS.match(base.qualified):
+                return True
+            if isinstance(base, ProjectClass) and \
+                    base.context.is_framework_managed(base, _seen | {id(cls.node)}):
+                return True
+        return False
+
     def may_be_module_class(self, cls: ProjectClass, _seen: frozenset = frozenset()) -> bool:
         """False when no base of ``cls`` can lead to nn.Module: every base is a project class
         that cannot, or a known non-module (``object``, ``abc.ABC``, ``typing.*``, builtins)."""

@@ -76,6 +76,8 @@ class Bind(Op):
     elements: tuple[str, ...] = ()
     params: tuple[str, ...] | None = None
     model_class: object = None  # ProjectClass or qualified name of a FRESH model (severity)
+    # Keys given to the constructor of a FRESH project model: a wrapper has their mode.
+    wraps: tuple[str, ...] = ()
     call: "Call | None" = None
 
 

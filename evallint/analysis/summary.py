@@ -199,12 +199,15 @@ def _builds_new_module(analysis: FunctionAnalysis, bind) -> bool:
 
 
 def _calls_forward(cls: "ProjectClass", keys: set[str]) -> bool:
+    """Does a method call one of ``keys`` forward, or loop over it (``for m in self.model``)?"""
     from evallint.analysis.interpret import function_ops
+    from evallint.analysis.ops import Bind
 
     prefix = f"{cls.qualname}."
     for name, graph in cls.context.functions.items():
         if name.startswith(prefix) and graph.class_name == cls.qualname:
-            if any(isinstance(op, Forward) and op.key in keys
+            if any((isinstance(op, Forward) and op.key in keys)
+                   or (isinstance(op, Bind) and op.elements_of in keys)
                    for op in function_ops(cls.context, graph).all()):
                 return True
     return False

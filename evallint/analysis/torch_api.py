@@ -130,7 +130,11 @@ FRAMEWORK_OBJECTS = re.compile(
     r"^(transformers\.(\w+\.)*\w*Trainer|transformers\.TrainingArguments|trl\.\w+"
     r"|pytorch_lightning\.Trainer|lightning\.(pytorch\.)?Trainer|lightning\.Fabric"
     r"|ignite\.engine\.\w+|accelerate\.Accelerator|xgboost\.\w+|lightgbm\.\w+|gensim\.\w+"
-    r"|sklearn\.\w+|gym\.\w+|gymnasium\.\w+|keras\.\w+|tensorflow\.\w+)")
+    r"|sklearn\.\w+|gym\.\w+|gymnasium\.\w+|keras\.\w+|tensorflow\.\w+"
+    r"|ultralytics\.(\w+\.)*(YOLO\w*|SAM|FastSAM|RTDETR|NAS)$|ultralytics\.engine\.model\.Model$)")
+# Project classes of a framework linted as the project itself, by their module path: objects
+# whose calls set eval mode themselves (Ultralytics' ``Model``: ``YOLO``, ``SAM``, ``RTDETR``).
+FRAMEWORK_MANAGED_CLASSES = frozenset({"ultralytics.engine.model.Model"})
 
 
 def last_part(qualified: str) -> str:

@@ -28,20 +28,26 @@ MUTATING_METHODS = frozenset({"append", "extend", "insert", "add", "update", "se
 
 def forwards_reaching_gradients(ops: "FunctionOps") -> frozenset[Forward]:
     """The forward ops whose results flow (through variables) into a backward or autograd.grad."""
-    forwards = {op.node: op for op in ops.all() if isinstance(op, Forward)}
     sinks = [op.node for op in ops.all() if isinstance(op, Backward)
              or (isinstance(op, GradientUse) and isinstance(op.node, cst.Call))]
+    return _forwards_reaching(ops, sinks)
+
+
+def _forwards_reaching(ops: "FunctionOps", sinks: list[cst.CSTNode]) -> frozenset[Forward]:
+    forwards = {op.node: op for op in ops.all() if isinstance(op, Forward)}
     if not forwards or not sinks:
         return frozenset()
     feeds: dict[str, set[object]] = {}  # variable -> the variables and forwards its value comes from
 
     def sources(node: cst.CSTNode) -> set[object]:
-        found: set[object] = set(names_read(node))
+        found: set[object] = set()
         stack = [node]
         while stack:
             current = stack.pop()
             if current in forwards:
                 found.add(forwards[current])
+            if isinstance(current, cst.Name):
+                found.add(current.value)
             stack.extend(child_nodes(current))
         return found
 

@@ -8,8 +8,9 @@ from evallint.analysis.ops import Call, Forward, Mode, Op, SetMode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    code_of, construction_binds, deliberate_layer, describe_origin, in_module_method, known_mode_free,
-    known_origins, linted_functions, related_for, severity_for, skip_in_test_code,
+    code_of, construction_binds, deliberate_layer, describe_origin, known_mode_free,
+    known_origins, linted_functions, part_of_a_model, related_for, severity_for,
+    skip_in_test_code,
 )
 
 
@@ -56,7 +57,7 @@ with torch.no_grad():
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
         for analysis in linted_functions(ctx.analysis):
-            if skip_in_test_code(analysis, ctx.settings) or in_module_method(analysis):
+            if skip_in_test_code(analysis, ctx.settings) or part_of_a_model(ctx.analysis, analysis):
                 continue
             seen: set[tuple[object, str]] = set()
 

@@ -11,7 +11,9 @@ from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.helpers import known_origins, linted_functions, loop_group, origins, skip_in_test_code
+from evallint.rules.helpers import (
+    known_origins, linted_functions, loop_group, origins, part_of_a_model, skip_in_test_code,
+)
 
 
 class InferenceWithoutNoGrad(Rule):
@@ -64,7 +66,7 @@ def evaluate(model, loader):
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         file = ctx.analysis
         for analysis in linted_functions(file):
-            if skip_in_test_code(analysis, ctx.settings):
+            if skip_in_test_code(analysis, ctx.settings) or part_of_a_model(file, analysis):
                 continue
             if any(True for _ in analysis.ops_of(GradientUse)) or any(True for _ in analysis.ops_of(Backward)):
                 continue

@@ -89,18 +89,48 @@ def loop_group(op: Op, training_loops: set[Loop]) -> Loop | None:
 
 
 def is_mode_override(analysis: FunctionAnalysis) -> bool:
-    """A ``def train(self, mode=True)`` override of an nn.Module: exempt from every rule."""
+    """A ``def train(self, mode=True)`` override of an nn.Module, or a mode-setter like it
+    (``set_training_mode(mode)`` that sets ``self.training = mode`` and passes ``mode`` on to its
+    children): exempt from every rule."""
     graph = analysis.graph
-    if graph.class_name is None or not graph.name.endswith(".train"):
+    if graph.class_name is None:
         return False
     cls = analysis.context.class_of_graph(graph)
-    return cls is not None and analysis.context.is_module_class(cls)
+    if cls is None or not analysis.context.is_module_class(cls):
+        return False
+    return graph.name.endswith(".train") or _sets_mode_from_parameter(analysis)
+
+
+def _sets_mode_from_parameter(analysis: FunctionAnalysis) -> bool:
+    params = set(analysis.graph.param_names) - {"self"}
+    flags = {op.value.value for op in analysis.ops.all() if isinstance(op, TrainingFlagAssigned)
+             and op.key == "self" and isinstance(op.value, cst.Name) and op.value.value in params}
+    if not flags:
+        return False
+    method = analysis.graph.name.rpartition(".")[2]
+    for step in analysis.graph.steps():
+        node = step.node
+        call = node.value if isinstance(node, cst.Expr) else None
+        if isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) \
+                and call.func.attr.value in ("train", method) and len(call.args) == 1 \
+                and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value in flags:
+            return True
+    return False
 
 
 def in_module_method(analysis: FunctionAnalysis) -> bool:
     """A method of an nn.Module: what it calls (a loss, a submodule) runs as part of that model."""
     cls = analysis.context.class_of_graph(analysis.graph)
     return cls is not None and analysis.context.is_module_class(cls)
+
+
+def part_of_a_model(file: FileAnalysis, analysis: FunctionAnalysis) -> bool:
+    """An nn.Module's method, or a helper that only such methods call (in this file): its forward
+    calls run inside the outer model's computation, not as an inference of their own."""
+    if in_module_method(analysis):
+        return True
+    sites = file.call_sites.get(analysis.graph)
+    return bool(sites) and all(in_module_method(caller) for caller, _ in sites)
 
 
 def linted_functions(file: FileAnalysis) -> list[FunctionAnalysis]:
@@ -215,7 +245,8 @@ def _body_mode_free(context: ModuleContext, root: cst.CSTNode, seen: frozenset[i
             if _is_class_or_static(node) and node is not root:
                 continue
             params = params | {p.name.value for p in (*node.params.params, *node.params.kwonly_params,
-                                                       *node.params.posonly_params)}
+                                                       *node.params.posonly_params)
+                               if _may_hold_layer_class(p)}
         stack.extend((child, params) for child in child_nodes(node))
         if isinstance(node, cst.Attribute) and node.attr.value == "training" \
                 and isinstance(node.value, cst.Name) and node.value.value == "self":
@@ -239,6 +270,21 @@ def _body_mode_free(context: ModuleContext, root: cst.CSTNode, seen: frozenset[i
         elif isinstance(symbol, External) and not _mode_free_layer(symbol.qualified, node):
             return False
     return True
+
+
+LAYER_PARAMETER = re.compile(r"layer|norm|block|act|module|cell|cls|class|builder|factory|dropout",
+                             re.IGNORECASE)
+
+
+def _may_hold_layer_class(param: cst.Param) -> bool:
+    """``norm_layer=nn.BatchNorm2d``, ``block``: a parameter that may hold a layer class (not a
+    callback such as ``msg``)."""
+    default = param.default
+    if isinstance(default, (cst.Name, cst.Attribute)):
+        dotted = default.attr.value if isinstance(default, cst.Attribute) else default.value
+        if dotted[:1].isupper():
+            return True
+    return bool(LAYER_PARAMETER.search(param.name.value))
 
 
 def _rooted_at_self(node: cst.BaseExpression) -> bool:
