@@ -25,7 +25,13 @@ class InferenceInTrainMode(Rule):
         "between. A model whose mode is unknown (a function parameter) is not reported, nor one "
         "that the same function put in train mode itself without training it: that train mode "
         "is asked for (re-estimating BatchNorm statistics, Monte Carlo dropout, gradient checks, "
-        "tests of train-mode behaviour)."
+        "tests of train-mode behaviour). Not inference either: a forward whose result reaches "
+        "`backward()` or `torch.autograd.grad`, a shape probe (`model(torch.zeros(...)).shape`), "
+        "a call inside an nn.Module's own methods (a loss or submodule is part of that model), a "
+        "single Dropout/BatchNorm layer called by itself, and a no-grad pass of a model that the "
+        "same loop trains (features cached for gradient accumulation). Models known to hold no "
+        "mode-dependent layer are not reported (the output cannot differ), nor test code unless "
+        "`test-code = \"strict\"`."
     )
     why_bad = (
         "In train mode Dropout randomly zeroes activations and BatchNorm normalises with the "
