@@ -423,6 +423,12 @@ class FunctionAnalysis:
         return op in self._gradient_forwards and not self.grad_disabled(op) \
             and self.lexical_grad(op) is not GradEffect.DISABLED
 
+    def forwards_feeding(self, op: Op) -> frozenset[Forward]:
+        """The forwards whose results flow into ``op`` (a backward: the forwards of its loss)."""
+        from evallint.analysis.values import forwards_reaching
+
+        return forwards_reaching(self.ops, [op.node])
+
     def is_shape_probe(self, op: Forward) -> bool:
         """Is this forward run only to learn an output size?"""
         if self._shape_probes is None:

@@ -432,6 +432,7 @@ class _Interpreter:
                 self.call(item)
 
     def call(self, call: cst.Call) -> None:
+        self.steps_passed_as_callables(call)
         func = call.func
         if isinstance(func, cst.Attribute):
             if self.method_call(call, func):
@@ -455,6 +456,20 @@ class _Interpreter:
                     and not (isinstance(func, cst.Attribute)
                              and func.attr.value in torch_api.NOT_FORWARD_METHODS):
                 self.emit(Forward(self.step, call, key))
+
+    def steps_passed_as_callables(self, call: cst.Call) -> None:
+        """``profile(loss.backward)``, ``timed(optimizer.step)``: the callee runs the step."""
+        for arg in call.args:
+            value = arg.value
+            if not isinstance(value, cst.Attribute):
+                continue
+            receiver = key_of(value.value)
+            if value.attr.value == "backward":
+                self.emit(Backward(self.step, value))
+            elif value.attr.value == "step" and receiver is not None and (
+                    receiver in self.optimizer_keys
+                    or torch_api.OPTIMIZER_NAME.search(receiver.rpartition(".")[2])):
+                self.emit(OptimizerStep(self.step, value, receiver))
 
     def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
         """Handle ``receiver.method(...)``; False when it should be treated as a plain call."""

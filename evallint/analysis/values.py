@@ -30,10 +30,10 @@ def forwards_reaching_gradients(ops: "FunctionOps") -> frozenset[Forward]:
     """The forward ops whose results flow (through variables) into a backward or autograd.grad."""
     sinks = [op.node for op in ops.all() if isinstance(op, Backward)
              or (isinstance(op, GradientUse) and isinstance(op.node, cst.Call))]
-    return _forwards_reaching(ops, sinks)
+    return forwards_reaching(ops, sinks)
 
 
-def _forwards_reaching(ops: "FunctionOps", sinks: list[cst.CSTNode]) -> frozenset[Forward]:
+def forwards_reaching(ops: "FunctionOps", sinks: list[cst.CSTNode]) -> frozenset[Forward]:
     forwards = {op.node: op for op in ops.all() if isinstance(op, Forward)}
     if not forwards or not sinks:
         return frozenset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from evallint.analysis.grad import lexical_grad
-from evallint.analysis.ops import Call, Op
+from evallint.analysis.ops import Backward, Call, Op
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
@@ -63,7 +63,7 @@ def train_epoch(model, loader, optimizer):
             groups: dict[object, Op] = {}
             for op in sorted(analysis.grad_sensitive_steps(),
                              key=lambda op: (isinstance(op, Call), op.step.order)):
-                if not analysis.grad_disabled(op):
+                if not analysis.grad_disabled(op) or _graph_recorded_with_grad(analysis, op):
                     continue
                 found = lexical_grad(current, op.step.region, analysis.graph)
                 group = found[0] if found is not None else "flow"
@@ -85,3 +85,11 @@ def train_epoch(model, loader, optimizer):
                     f"`{code_of(current, op.node)}` {what} but gradients are disabled by {cause}: "
                     "nothing is learned. Move it out of the region or use `torch.enable_grad()`",
                     related=related)
+
+
+def _graph_recorded_with_grad(analysis, op: Op) -> bool:
+    """``loss = f(model(x))`` then ``with torch.no_grad(): loss.backward()``: the loss's forward
+    recorded the graph with grad enabled, so gradients still flow."""
+    return isinstance(op, Backward) and any(
+        not analysis.grad_disabled(forward) for forward in analysis.forwards_feeding(op)
+        if any(fact.origin is not None for fact in analysis.facts(forward, forward.key)))  # models
