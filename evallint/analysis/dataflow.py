@@ -464,11 +464,21 @@ class FunctionAnalysis:
     def trains(self) -> bool:
         return any(True for _ in self.ops_of(OptimizerStep)) or bool(self.training_calls())
 
+    def backward_calls(self) -> list[Call]:
+        """Calls of project functions that run a backward (``backward(loss, scaler)``)."""
+        return [op for op in self.ops_of(Call) if (s := self.summary_of(op)) and s.backpropagates
+                and not s.trains]
+
+    def backpropagates(self) -> bool:
+        return any(True for _ in self.ops_of(Backward)) or bool(self.backward_calls()) \
+            or any(s.backpropagates for op in self.training_calls() if (s := self.summary_of(op)))
+
     def training_steps(self) -> list[Op]:
-        """Optimizer steps, calls that train, and (when the function trains) backward calls."""
+        """Optimizer steps, calls that train, and (when the function trains) backward calls,
+        direct or through a project helper."""
         steps: list[Op] = list(self.ops_of(OptimizerStep)) + list(self.training_calls())
         if steps:
-            steps += list(self.ops_of(Backward))
+            steps += list(self.ops_of(Backward)) + self.backward_calls()
         return steps
 
     def grad_sensitive_steps(self) -> list[Op]:

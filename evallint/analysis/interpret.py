@@ -348,6 +348,10 @@ class _Interpreter:
         source = key_of(base)
         if source is not None and self.context.resolve(base) is None:
             return Bind(self.step, target, key, ValueKind.ALIAS, source=source)
+        filtered = _filtered_container(base)
+        if filtered is not None:
+            # ``training = [n for n in nets if n.training]``: some of the same models.
+            return Bind(self.step, target, key, ValueKind.ALIAS, elements_of=filtered)
         elements = _literal_element_keys(base)
         if elements:
             # ``models = {"G": netG, "D": netD}``: a loop over it reaches netG and netD.
@@ -582,10 +586,19 @@ class _Interpreter:
         bound = receiver is not None or _is_classmethod(target.graph.node)
         positional = names[1:] if is_method and bound else names
         op = Call(self.step, call, target, receiver=receiver)
+        star = target.graph.node.params.star_arg if isinstance(target.graph.node, cst.FunctionDef) else None
+        star_name = star.name.value if isinstance(star, cst.Param) else None
+        star_index = positional.index(star_name) if star_name in positional else len(positional)
         index = 0
         for arg in call.args:
             if arg.star:
                 break
+            if arg.keyword is None and star_name is not None and index >= star_index:
+                # ``def eval_mode(*nets)``: each further positional argument is an element of ``nets``.
+                key = key_of(arg.value)
+                if key is not None:
+                    op.element_arguments[star_name] = op.element_arguments.get(star_name, ()) + (key,)
+                continue
             if arg.keyword is not None:
                 name = arg.keyword.value
             elif index < len(positional):
@@ -749,6 +762,15 @@ def _literal_element_keys(node: cst.BaseExpression) -> tuple[str, ...]:
         return ()
     keys = [key_of(value) for value in values]
     return tuple(k for k in keys if k is not None) if keys and None not in keys else ()
+
+
+def _filtered_container(node: cst.BaseExpression) -> str | None:
+    """The container ``c`` of ``[m for m in c if ...]`` (a list of some of its elements)."""
+    if isinstance(node, (cst.ListComp, cst.GeneratorExp, cst.SetComp)) and isinstance(node.elt, cst.Name) \
+            and node.for_in.inner_for_in is None and isinstance(node.for_in.target, cst.Name) \
+            and node.for_in.target.value == node.elt.value:
+        return key_of(node.for_in.iter)
+    return None
 
 
 def _is_classmethod(node: cst.CSTNode) -> bool:

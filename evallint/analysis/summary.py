@@ -29,6 +29,7 @@ class Summary:
     yield_modes: dict[str, frozenset[Fact]] | None
     returns: frozenset[Fact] | None  # mode facts of the returned model, if any
     trains: bool  # an optimizer step is reachable (directly or through calls)
+    backpropagates: bool  # a backward is reachable (directly or through calls)
     # A training backward runs in the grad state the caller is in (directly or through calls).
     backward_in_caller_grad: bool
     trained_at_entry: frozenset[str]  # keys trained while in the mode the caller left them in
@@ -140,6 +141,7 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         yield_modes=_caller_visible_modes(analysis, yields) if yields else None,
         returns=returns if any(f.mode is not Mode.ENTRY for f in returns) else None,
         trains=analysis.trains(),
+        backpropagates=analysis.backpropagates(),
         backward_in_caller_grad=any(
             state == Grad.ENTRY for op in analysis.grad_sensitive_steps()
             for state, _ in analysis.grad_states(op)),
@@ -165,9 +167,12 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
         return cache[cache_key]  # type: ignore[return-value]
     cache[cache_key] = Mode.TRAIN  # recursion: a class built inside its own __init__
     mode = Mode.TRAIN
-    init = cls.context.find_method(cls, "__init__")
-    if init is not None:
-        analysis = analyze_function(init.context, init.graph)
+    given: set[str] = set()
+    for owner in _class_and_bases(cls):
+        init = owner.context.functions.get(f"{owner.qualname}.__init__")
+        if init is None:
+            continue
+        analysis = analyze_function(owner.context, init)
         for part in analysis.exit_parts:
             for key, facts in part.modes.items():
                 if key != "self" and not key.startswith("self."):
@@ -177,14 +182,30 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
                     mode = Mode.EVAL
                 elif modes & {Mode.EVAL, Mode.UNKNOWN} and mode is Mode.TRAIN:
                     mode = Mode.UNKNOWN
-        # Submodules it was given or loaded (not built), that its methods call forward.
-        given = {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
-                 and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
-                 and not _builds_new_module(analysis, op)}
-        if given and mode is Mode.TRAIN and _calls_forward(cls, given):
-            mode = Mode.UNKNOWN
+        # Submodules it was given or loaded (not built), that its methods call forward; a base
+        # class's ``__init__`` (``super().__init__(model)``) counts too.
+        given |= {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
+                  and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
+                  and not _builds_new_module(analysis, op)}
+    if given and mode is Mode.TRAIN and any(_calls_forward(owner, given) for owner in _class_and_bases(cls)):
+        mode = Mode.UNKNOWN
     cache[cache_key] = mode
     return mode
+
+
+def _class_and_bases(cls: "ProjectClass") -> list["ProjectClass"]:
+    """``cls`` and its project base classes, nearest first."""
+    from evallint.analysis.module import ProjectClass
+
+    found: list[ProjectClass] = []
+    pending = [cls]
+    while pending:
+        current = pending.pop(0)
+        if any(c.node is current.node for c in found):
+            continue
+        found.append(current)
+        pending.extend(b for b in current.context.bases(current) if isinstance(b, ProjectClass))
+    return found
 
 
 def _builds_new_module(analysis: FunctionAnalysis, bind) -> bool:

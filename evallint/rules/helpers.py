@@ -124,13 +124,17 @@ def in_module_method(analysis: FunctionAnalysis) -> bool:
     return cls is not None and analysis.context.is_module_class(cls)
 
 
-def part_of_a_model(file: FileAnalysis, analysis: FunctionAnalysis) -> bool:
-    """An nn.Module's method, or a helper that only such methods call (in this file): its forward
-    calls run inside the outer model's computation, not as an inference of their own."""
+def part_of_a_model(file: FileAnalysis, analysis: FunctionAnalysis,
+                    _seen: frozenset[object] = frozenset()) -> bool:
+    """An nn.Module's method, or a helper that only such methods call (directly or through other
+    such helpers, in this file): its forward calls run inside the outer model's computation, not
+    as an inference of their own."""
     if in_module_method(analysis):
         return True
     sites = file.call_sites.get(analysis.graph)
-    return bool(sites) and all(in_module_method(caller) for caller, _ in sites)
+    if not sites or analysis.graph in _seen:
+        return False
+    return all(part_of_a_model(file, caller, _seen | {analysis.graph}) for caller, _ in sites)
 
 
 def linted_functions(file: FileAnalysis) -> list[FunctionAnalysis]:
