@@ -210,9 +210,9 @@ class _Interpreter:
         elif step.kind in (StepKind.TEST, StepKind.LOOP_ITER):
             self.expression(node)  # type: ignore[arg-type]
         elif isinstance(node, cst.Expr):
-            if isinstance(node.value, cst.Yield):
-                self.emit(Yield(self.step, node))
             self.expression_statement(node)
+            if isinstance(node.value, cst.Yield):  # after its value: ``yield [n.eval() for n in nets]``
+                self.emit(Yield(self.step, node))
         elif isinstance(node, cst.Assign):
             self.expression(node.value)
             for target in node.targets:
