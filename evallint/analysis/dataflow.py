@@ -427,7 +427,7 @@ class FunctionAnalysis:
         """The forwards whose results flow into ``op`` (a backward: the forwards of its loss)."""
         from evallint.analysis.values import forwards_reaching
 
-        return forwards_reaching(self.ops, [op.node])
+        return forwards_reaching(self.ops, [op])
 
     def is_shape_probe(self, op: Forward) -> bool:
         """Is this forward run only to learn an output size?"""

@@ -13,8 +13,8 @@ import libcst as cst
 
 from evallint.analysis import torch_api
 from evallint.analysis.keys import head, key_of
-from evallint.analysis.ops import Backward, Forward, GradientUse
-from evallint.frontend.cfg import StepKind
+from evallint.analysis.ops import Backward, Forward, GradientUse, Op
+from evallint.frontend.cfg import Step, StepKind
 from evallint.frontend.names import names_read
 from evallint.frontend.nodes import child_nodes
 
@@ -28,60 +28,107 @@ MUTATING_METHODS = frozenset({"append", "extend", "insert", "add", "update", "se
 
 def forwards_reaching_gradients(ops: "FunctionOps") -> frozenset[Forward]:
     """The forward ops whose results flow (through variables) into a backward or autograd.grad."""
-    sinks = [op.node for op in ops.all() if isinstance(op, Backward)
+    sinks = [op for op in ops.all() if isinstance(op, Backward)
              or (isinstance(op, GradientUse) and isinstance(op.node, cst.Call))]
     return forwards_reaching(ops, sinks)
 
 
-def forwards_reaching(ops: "FunctionOps", sinks: list[cst.CSTNode]) -> frozenset[Forward]:
+class _Definition:
+    """``target = value`` at ``step``; ``weak`` for ``d[k] = v`` and ``xs.append(v)`` (they add
+    to what the variable held rather than replace it)."""
+
+    __slots__ = ("name", "step", "value", "weak")
+
+    def __init__(self, name: str, step: Step, value: cst.CSTNode, weak: bool) -> None:
+        self.name, self.step, self.value, self.weak = name, step, value, weak
+
+
+def _definitions(step: Step) -> list[_Definition]:
+    node = step.node
+    pairs: list[tuple[cst.CSTNode, cst.CSTNode]] = []
+    if step.kind is StepKind.LOOP_BIND and step.extra is not None:
+        pairs.append((node, step.extra))
+    elif step.kind is StepKind.WITH_ITEM and isinstance(step.extra, cst.WithItem) \
+            and step.extra.asname is not None:
+        pairs.append((step.extra.asname.name, step.extra.item))
+    elif isinstance(node, cst.Assign):
+        pairs.extend((target.target, node.value) for target in node.targets)
+    elif isinstance(node, (cst.AnnAssign, cst.AugAssign)) and node.value is not None:
+        pairs.append((node.target, node.value))
+    elif isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):
+        func = node.value.func
+        if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
+            return [_Definition(name, step, node.value, True) for name in names_read(func.value)]
+    found = []
+    for target, value in pairs:
+        weak = not isinstance(target, (cst.Name, cst.Tuple, cst.List)) or isinstance(node, cst.AugAssign)
+        found.extend(_Definition(name, step, value, weak) for name in _target_names(target))
+    return found
+
+
+def _reaching_definitions(graph) -> dict[Step, dict[str, frozenset[_Definition]]]:
+    """For every step, the definitions of each variable that reach it (a forward dataflow)."""
+    definitions = {step: _definitions(step) for step in graph.steps()}
+    predecessors: dict[object, list[object]] = {}
+    for block in graph.blocks:
+        for target, _ in block.successors:
+            predecessors.setdefault(target, []).append(block)
+    entry_state: dict[object, dict[str, frozenset[_Definition]]] = {}
+    exit_state: dict[object, dict[str, frozenset[_Definition]]] = {}
+
+    def run(block, state: dict[str, frozenset[_Definition]], record: dict | None):
+        state = dict(state)
+        for step in block.steps:
+            if record is not None:
+                record[step] = state
+            for definition in definitions[step]:
+                previous = state.get(definition.name, frozenset()) if definition.weak else frozenset()
+                state = {**state, definition.name: previous | {definition}}
+        return state
+
+    pending = list(graph.blocks)
+    while pending:
+        block = pending.pop(0)
+        merged: dict[str, frozenset[_Definition]] = {}
+        for pred in predecessors.get(block, ()):
+            for name, defs in exit_state.get(pred, {}).items():
+                merged[name] = merged.get(name, frozenset()) | defs
+        entry_state[block] = merged
+        out = run(block, merged, None)
+        if out != exit_state.get(block):
+            exit_state[block] = out
+            pending.extend(target for target, _ in block.successors if target not in pending)
+    reaching: dict[Step, dict[str, frozenset[_Definition]]] = {}
+    for block in graph.blocks:
+        run(block, entry_state.get(block, {}), reaching)
+    return reaching
+
+
+def forwards_reaching(ops: "FunctionOps", sinks: list[Op]) -> frozenset[Forward]:
+    """The forward ops whose results reach the ``sinks`` ops, along the control flow: through the
+    definitions of variables that reach each use (a name reused by a later loop does not link)."""
     forwards = {op.node: op for op in ops.all() if isinstance(op, Forward)}
     if not forwards or not sinks:
         return frozenset()
-    feeds: dict[str, set[object]] = {}  # variable -> the variables and forwards its value comes from
-
-    def sources(node: cst.CSTNode) -> set[object]:
-        found: set[object] = set()
+    reaching = _reaching_definitions(ops.graph)
+    found: set[Forward] = set()
+    seen: set[int] = set()
+    pending: list[tuple[cst.CSTNode, Step]] = [(op.node, op.step) for op in sinks]
+    while pending:
+        node, step = pending.pop()
         stack = [node]
         while stack:
             current = stack.pop()
             if current in forwards:
                 found.add(forwards[current])
-            if isinstance(current, cst.Name):
-                found.add(current.value)
             stack.extend(child_nodes(current))
-        return found
-
-    def flow(target: cst.CSTNode, value: cst.CSTNode) -> None:
-        from_value = sources(value)
-        for name in _target_names(target):
-            feeds.setdefault(name, set()).update(from_value)
-
-    for step in ops.graph.steps():
-        node = step.node
-        if step.kind is StepKind.LOOP_BIND and step.extra is not None:
-            flow(node, step.extra)
-        elif step.kind is StepKind.WITH_ITEM and isinstance(step.extra, cst.WithItem) \
-                and step.extra.asname is not None:
-            flow(step.extra.asname.name, step.extra.item)
-        elif isinstance(node, cst.Assign):
-            for target in node.targets:
-                flow(target.target, node.value)
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)) and node.value is not None:
-            flow(node.target, node.value)
-        elif isinstance(node, cst.Expr) and isinstance(node.value, cst.Call):
-            func = node.value.func
-            if isinstance(func, cst.Attribute) and func.attr.value in MUTATING_METHODS:
-                flow(func.value, node.value)
-    reached: set[object] = set()
-    pending: list[object] = [s for sink in sinks for s in sources(sink)]
-    while pending:
-        item = pending.pop()
-        if item in reached:
-            continue
-        reached.add(item)
-        if isinstance(item, str):
-            pending.extend(feeds.get(item, ()))
-    return frozenset(op for op in reached if isinstance(op, Forward))
+        at_step = reaching.get(step, {})
+        for name in names_read(node):
+            for definition in at_step.get(name, ()):
+                if id(definition) not in seen:
+                    seen.add(id(definition))
+                    pending.append((definition.value, definition.step))
+    return frozenset(found)
 
 
 def _target_names(target: cst.CSTNode) -> list[str]:
