@@ -346,7 +346,7 @@ class _Interpreter:
             if source is not None:
                 return Bind(self.step, target, key, ValueKind.CAPTURE, source=source)
         source = key_of(base)
-        if source is not None and self.context.resolve(base) is None:
+        if source is not None and self.resolve(base) is None:
             return Bind(self.step, target, key, ValueKind.ALIAS, source=source)
         filtered = _filtered_container(base)
         if filtered is not None:
@@ -441,9 +441,12 @@ class _Interpreter:
         if isinstance(func, cst.Attribute):
             if self.method_call(call, func):
                 return
-        symbol = self.context.resolve(func) if not isinstance(func, cst.Call) else None
-        if symbol is None and isinstance(func, cst.Name) and self.graph.name != "<module>":
-            symbol = self.context.lookup_local(f"{self.graph.name}.<locals>.{func.value}")
+        symbol = self.resolve(func) if not isinstance(func, cst.Call) else None
+        scope = self.graph
+        while symbol is None and isinstance(func, cst.Name) and scope is not None and not scope.is_module:
+            # a function nested here or in an enclosing function: ``def main(): def _eval(): ...``
+            symbol = self.context.lookup_local(f"{scope.name}.<locals>.{func.value}")
+            scope = scope.parent
         if isinstance(symbol, ProjectFunction):
             self.emit(self.project_call(call, symbol, receiver=None))
             return
@@ -475,6 +478,14 @@ class _Interpreter:
                     or torch_api.OPTIMIZER_NAME.search(receiver.rpartition(".")[2])):
                 self.emit(OptimizerStep(self.step, value, receiver))
 
+    def resolve(self, node: cst.BaseExpression) -> Symbol | None:
+        """What a name refers to, unless its head is an imported module name that the code
+        rebinds to a value (``import model`` ... ``model = model.Net()``)."""
+        dotted = dotted_name(node)
+        if dotted is not None and dotted.partition(".")[0] in self.context.rebound_imports:
+            return None
+        return self.context.resolve(node)
+
     def method_call(self, call: cst.Call, func: cst.Attribute) -> bool:
         """Handle ``receiver.method(...)``; False when it should be treated as a plain call."""
         method = func.attr.value
@@ -490,13 +501,15 @@ class _Interpreter:
                 self.emit(OptimizerStep(self.step, call, None))
                 return True
             return False
-        if self.context.imports.is_imported(func.value):
+        if self.context.imports.is_imported(func.value) and head(receiver) not in self.context.rebound_imports:
             return False  # ``torch.x(...)``, ``utils.evaluate(...)``: a module attribute
         if method == "step" and receiver in self.optimizer_keys:
             self.step_call(call, receiver)
             return True
         project_method = self.resolve_method(receiver, method)
         if project_method is not None:
+            if method == "forward" and receiver != "self":
+                self.emit(Forward(self.step, call, receiver))  # ``model.forward(x)``: a forward too
             self.emit(self.project_call(call, project_method, receiver=receiver))
             return True
         if method == "step":

@@ -59,6 +59,22 @@ class ModuleContext:
         self.cache: dict[object, object] = {}
 
     @property
+    def rebound_imports(self) -> frozenset[str]:
+        """Imported names that the module body assigns a value to (``import model`` then
+        ``model = model.Net()``): from then on a variable, not the module."""
+        cached = self.cache.get("rebound_imports")
+        if cached is None:
+            assigned: set[str] = set()
+            for statement in self.source.module.body:
+                if isinstance(statement, cst.SimpleStatementLine):
+                    for small in statement.body:
+                        if isinstance(small, cst.Assign):
+                            assigned.update(t.target.value for t in small.targets if isinstance(t.target, cst.Name))
+            cached = frozenset(name for name in assigned if name in self.imports.names)
+            self.cache["rebound_imports"] = cached
+        return cached  # type: ignore[return-value]
+
+    @property
     def path(self) -> str:
         return self.source.path
 
