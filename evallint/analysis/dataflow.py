@@ -248,7 +248,8 @@ class FunctionAnalysis:
             return part  # ``model = model.train()``: the same object
         source_facts = part.facts(op.source) if op.source is not None else None
         source_key = part.canonical_str(op.source) if op.source is not None else None
-        wrapped = frozenset().union(*(part.facts(k) for k in op.wraps)) if op.wraps else frozenset()
+        wrapped = frozenset(f for k in op.wraps for f in part.facts(k)
+                            if f.origin is not None and f.mode is not Mode.ENTRY)
         part = self.drop_assumptions_part(part.rebind(op.key), op.key)
         kind = op.kind
         if kind is ValueKind.FRESH:

@@ -215,8 +215,17 @@ def _builds_new_module(analysis: FunctionAnalysis, bind) -> bool:
     if bind.kind is not ValueKind.CALL_RESULT or bind.call is None:
         return False
     summary = analysis.summary_of(bind.call)
-    return summary is not None and summary.returns is not None \
-        and all(fact.mode is Mode.TRAIN for fact in summary.returns)
+    if summary is not None and summary.returns is not None \
+            and all(fact.mode is Mode.TRAIN for fact in summary.returns):
+        return True
+    # ``def conv3x3(i, o): return nn.Conv2d(i, o, 3)``: every return builds a layer.
+    from evallint.analysis.interpret import function_ops
+    from evallint.analysis.ops import Bind
+
+    callee = bind.call.function
+    returns = [op for op in function_ops(callee.context, callee.graph).all()
+               if isinstance(op, Bind) and op.key == RETURN_KEY]
+    return bool(returns) and all(op.kind in (ValueKind.FRESH, ValueKind.NOT_MODEL) for op in returns)
 
 
 def _calls_forward(cls: "ProjectClass", keys: set[str]) -> bool:
