@@ -15,7 +15,7 @@ from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
 from evallint.analysis.keys import head, is_within, rebase
 from evallint.analysis.module import ProjectClass, ProjectFunction
 from evallint.analysis.ops import (
-    Backward, Bind, Call, Forward, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
+    Backward, Bind, Call, Forward, GradientUse, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
     TrainingFlagAssigned, ValueKind,
 )
 from evallint.analysis.state import (
@@ -390,7 +390,9 @@ class FunctionAnalysis:
         """Is this forward an evaluation/inference one (spec: no training step in its scope)?
 
         Never a forward whose result reaches a backward, a shape probe, or a no-grad forward of a
-        model that the same loop trains (features cached for gradient accumulation, targets)."""
+        model that the same loop trains whose result feeds that training (features cached for
+        gradient accumulation); a periodic test batch whose outputs only reach metrics, prints or
+        saved images is an evaluation."""
         if isinstance(op, Forward) and (self.is_shape_probe(op) or self.feeds_gradient(op)):
             return False
         found = lexical_grad(self.context, op.step.region, self.graph)
@@ -398,7 +400,7 @@ class FunctionAnalysis:
         if found is not None and found[1] is GradEffect.DISABLED:
             region = found[0]
             if isinstance(op, Forward) and op.step.loop in self.loops_with_training() \
-                    and self.trained_in_its_loop(op):
+                    and self.trained_in_its_loop(op) and self.reaches_backward(op):
                 return False
             return region is None or not any(_inside(step.step.region, region) for step in steps)
         if found is None and self.grad_disabled(op):
@@ -414,14 +416,22 @@ class FunctionAnalysis:
                    for key in self.trained_keys(step)}
         return any(target in trained for part in self.parts(op) for target in part.targets(op.key))
 
+    def reaches_backward(self, op: Forward) -> bool:
+        """Does this forward's result flow into a backward, autograd.grad, or a project call
+        that backpropagates or trains (``backward(loss, scaler)``)?"""
+        if self._gradient_forwards is None:
+            from evallint.analysis.values import forwards_reaching
+
+            sinks: list[Op] = [o for o in self.ops.all() if isinstance(o, Backward)
+                               or (isinstance(o, GradientUse) and isinstance(o.node, cst.Call))]
+            sinks += self.backward_calls() + self.training_calls()
+            self._gradient_forwards = forwards_reaching(self.ops, sinks)
+        return op in self._gradient_forwards
+
     def feeds_gradient(self, op: Forward) -> bool:
         """Is this forward, run with grad enabled, part of a gradient computation: does its result
-        reach a backward or autograd.grad? (A no-grad forward's result carries no gradient.)"""
-        if self._gradient_forwards is None:
-            from evallint.analysis.values import forwards_reaching_gradients
-
-            self._gradient_forwards = forwards_reaching_gradients(self.ops)
-        return op in self._gradient_forwards and not self.grad_disabled(op) \
+        reach a backward? (A no-grad forward's result carries no gradient.)"""
+        return self.reaches_backward(op) and not self.grad_disabled(op) \
             and self.lexical_grad(op) is not GradEffect.DISABLED
 
     def forwards_feeding(self, op: Op) -> frozenset[Forward]:

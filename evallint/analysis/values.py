@@ -1,8 +1,9 @@
 """Where forward inputs come from and where their results go, flow-insensitively.
 
 A forward whose result reaches a ``backward()`` or ``torch.autograd.grad`` is part of a gradient
-computation, and one run on a dummy tensor to read its output shape is a shape probe: neither is
-an inference (``FunctionAnalysis.feeds_gradient``, ``FunctionAnalysis.is_shape_probe``).
+computation (``forwards_reaching``, read by ``FunctionAnalysis.reaches_backward``), and one run on
+a dummy tensor to read its output shape is a shape probe (``shape_probes``): neither is an
+inference.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import libcst as cst
 
 from evallint.analysis import torch_api
 from evallint.analysis.keys import head, key_of
-from evallint.analysis.ops import Backward, Forward, GradientUse, Op
+from evallint.analysis.ops import Forward, Op
 from evallint.frontend.cfg import Step, StepKind
 from evallint.frontend.names import names_read
 from evallint.frontend.nodes import child_nodes
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
 
 # ``values.append(v)``: the container now holds ``v``.
 MUTATING_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "put"})
-
-
-def forwards_reaching_gradients(ops: "FunctionOps") -> frozenset[Forward]:
-    """The forward ops whose results flow (through variables) into a backward or autograd.grad."""
-    sinks = [op for op in ops.all() if isinstance(op, Backward)
-             or (isinstance(op, GradientUse) and isinstance(op.node, cst.Call))]
-    return forwards_reaching(ops, sinks)
 
 
 class _Definition:
