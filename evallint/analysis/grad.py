@@ -37,7 +37,7 @@ def lexical_grad(context: "ModuleContext", region: Region | None,
                  graph: FunctionGraph) -> tuple[Region | None, GradEffect] | None:
     """The innermost region that decides the grad state, and its effect; None when none does."""
     while region is not None:
-        effect = region_effect(context, region)
+        effect = region_effect(context, region, graph)
         if effect is not None:
             return region, effect
         region = region.parent
@@ -46,25 +46,30 @@ def lexical_grad(context: "ModuleContext", region: Region | None,
     return None
 
 
-def region_effect(context: "ModuleContext", region: Region) -> GradEffect | None:
-    cache_key = ("region", region)
+def region_effect(context: "ModuleContext", region: Region, graph: FunctionGraph | None = None,
+                  bindings: dict[str, object] | None = None) -> GradEffect | None:
+    cache_key = ("region", region, tuple(sorted((bindings or {}).items(), key=repr)))
     if cache_key not in context.cache:
         effect = None
         for item in region.items:
-            item_effect = _item_effect(context, item, region.is_decorator)
+            item_effect = _item_effect(context, item, region.is_decorator, graph, bindings or {})
             if item_effect is not None:
                 effect = item_effect
         context.cache[cache_key] = effect
     return context.cache[cache_key]  # type: ignore[return-value]
 
 
-def _item_effect(context: "ModuleContext", item: cst.BaseExpression,
-                 is_decorator: bool) -> GradEffect | None:
+def _item_effect(context: "ModuleContext", item: cst.BaseExpression, is_decorator: bool,
+                 graph: FunctionGraph | None, bindings: dict[str, object]) -> GradEffect | None:
     if isinstance(item, cst.IfExp):
         return GradEffect.UNKNOWN
     called = isinstance(item, cst.Call)
     func = item.func if isinstance(item, cst.Call) else item
     symbol = context.resolve(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+    if symbol is None and graph is not None and isinstance(func, cst.Attribute) \
+            and isinstance(func.value, cst.Name) and func.value.value == "self":
+        cls = context.class_of_graph(graph)
+        symbol = context.find_method(cls, func.attr.value) if cls is not None else None  # self.cm(...)
     if isinstance(symbol, External):
         qualified = symbol.qualified
         if qualified in torch_api.NO_GRAD or qualified in torch_api.INFERENCE_MODE:
@@ -80,6 +85,8 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression,
         if qualified in torch_api.SET_GRAD_ENABLED and called:
             args = item.args  # type: ignore[union-attr]
             ok, value = literal_value(args[0].value) if args else (False, None)
+            if not ok and args and isinstance(args[0].value, cst.Name) and args[0].value.value in bindings:
+                ok, value = True, bindings[args[0].value.value]  # a parameter given a literal
             if not ok:
                 return GradEffect.UNKNOWN
             return GradEffect.ENABLED if value else GradEffect.DISABLED
@@ -87,6 +94,10 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression,
             return GradEffect.UNKNOWN
         return None
     if isinstance(symbol, ProjectFunction):
+        if called and _is_generator_context(symbol):
+            effect = _effect_at_yield(symbol, _literal_arguments(item, symbol))  # type: ignore[arg-type]
+            if effect is not None:
+                return effect
         if _mentions_no_grad(symbol.context, symbol.graph.node):
             return GradEffect.DISABLED
         return None
@@ -100,6 +111,45 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression,
     if isinstance(item, cst.Name):
         return GradEffect.UNKNOWN  # ``with ctx:`` where ctx may be a no-grad context
     return None
+
+
+def _is_generator_context(function: ProjectFunction) -> bool:
+    node = function.graph.node
+    return isinstance(node, cst.FunctionDef) and any(
+        function.context.qualify(d.decorator) in ("contextlib.contextmanager", "contextlib.asynccontextmanager")
+        for d in node.decorators)
+
+
+def _literal_arguments(call: cst.Call, function: ProjectFunction) -> dict[str, object]:
+    """Parameters of ``function`` that ``call`` gives a literal (``cm(False)``, ``cm(training=False)``)."""
+    names = function.graph.param_names
+    if function.graph.class_name is not None and names[:1] == ["self"]:
+        names = names[1:]
+    bound: dict[str, object] = {}
+    for index, arg in enumerate(call.args):
+        if arg.star:
+            break
+        name = arg.keyword.value if arg.keyword is not None else (names[index] if index < len(names) else None)
+        ok, value = literal_value(arg.value)
+        if name is not None and ok:
+            bound[name] = value
+    return bound
+
+
+def _effect_at_yield(function: ProjectFunction, bindings: dict[str, object]) -> GradEffect | None:
+    """The grad state a ``@contextmanager`` generator's ``with`` body runs in: the regions around
+    its ``yield``, with the parameters the call gives literals (``set_grad_enabled(training)``)."""
+    effects = set()
+    for step in function.graph.steps():
+        node = step.node
+        if not (isinstance(node, cst.Expr) and isinstance(node.value, cst.Yield)):
+            continue
+        region, effect = step.region, None
+        while region is not None and effect is None:
+            effect = region_effect(function.context, region, function.graph, bindings)
+            region = region.parent
+        effects.add(effect)
+    return effects.pop() if len(effects) == 1 else None
 
 
 def _mentions_no_grad(context: "ModuleContext", node: cst.CSTNode) -> bool:

@@ -166,14 +166,15 @@ class _Interpreter:
     def find_mode_choices(self) -> None:
         """``if training: m.train() else: m.eval()`` (or the ``a if c else b`` form) where the
         test reads only parameters: the caller chooses the mode, so it is unknown here unless a
-        call site passes a literal."""
+        call site passes a literal. Likewise for a configuration flag that says whether a model
+        is trained (``if args.train_encoder: enc.train() else: enc.eval()``): freezing on purpose."""
         params = self.params - {"self", "cls"}
         for step in self.graph.steps():
             statement = step.extra
             if step.kind is not StepKind.TEST or not isinstance(statement, (cst.If, cst.IfExp)):
                 continue
             names = names_read(statement.test)
-            if not names or not names <= params:
+            if not names or not (names <= params or _is_freeze_flag(statement.test)):
                 continue
             branches = (statement.body, statement.orelse)
             calls = [_mode_calls(branch) for branch in branches]
@@ -630,13 +631,25 @@ class _Interpreter:
         return op
 
 
-# Names of variables that hold a mode flag: ``m.train(mode)``, ``m.train(was_training)``.
-MODE_FLAG_NAME = re.compile(r"mode|train|flag|enable|bool|^(is|was|use|do|should|set)_|^on$|^b$",
-                            re.IGNORECASE)
+# Attributes that hold a mode flag: ``m.train(self.training)``, ``m.train(args.train_mode)``.
+MODE_FLAG_NAME = re.compile(r"mode|train|flag|enable|^(is|was|use|do|should|set)_", re.IGNORECASE)
 
 
-def _mode_like_argument(arg: cst.Arg) -> bool:
-    """Could this be the ``mode`` of ``nn.Module.train(mode)``?"""
+# ``args.train_context_encoder``, ``cfg.freeze_backbone``: a setting that decides whether a model trains.
+FREEZE_FLAG_NAME = re.compile(r"train|freeze|frozen|finetun|tune|trainable|learn|update", re.IGNORECASE)
+
+
+def _is_freeze_flag(test: cst.BaseExpression) -> bool:
+    """``args.train_encoder`` or ``not cfg.freeze_backbone``: a configuration attribute, not a
+    loop phase (``phase == 'train'`` is correlated with later tests instead)."""
+    while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        test = test.expression
+    return isinstance(test, cst.Attribute) and bool(FREEZE_FLAG_NAME.search(test.attr.value))
+
+
+def _mode_like_argument(arg: cst.Arg, data_names: frozenset[str]) -> bool:
+    """Could this be the ``mode`` of ``nn.Module.train(mode)``? A variable is, unless it is the
+    target of a loop over data (``for experience in stream: strategy.train(experience)``)."""
     if arg.keyword is not None:
         return arg.keyword.value == "mode"
     value = arg.value
@@ -646,7 +659,7 @@ def _mode_like_argument(arg: cst.Arg) -> bool:
     if ok:
         return True  # a literal: EL107 judges strings and numbers
     if isinstance(value, cst.Name):
-        return bool(MODE_FLAG_NAME.search(value.value))
+        return value.value not in data_names
     if isinstance(value, cst.Attribute):
         return value.attr.value == "training" or bool(MODE_FLAG_NAME.search(value.attr.value))
     if isinstance(value, cst.Call):
@@ -654,12 +667,12 @@ def _mode_like_argument(arg: cst.Arg) -> bool:
     return False
 
 
-def _other_mode_api(call: cst.Call) -> bool:
+def _other_mode_api(call: cst.Call, data_names: frozenset[str]) -> bool:
     """``x.eval(stream)``, ``x.eval(data_key=k)``, ``x.train(experience)``: not nn.Module's."""
     method = call.func.attr.value  # type: ignore[union-attr]
     if method == "eval":
         return bool(call.args)
-    return len(call.args) > 1 or (len(call.args) == 1 and not _mode_like_argument(call.args[0]))
+    return len(call.args) > 1 or (len(call.args) == 1 and not _mode_like_argument(call.args[0], data_names))
 
 
 def _bad_train_literal(call: cst.Call) -> bool:
@@ -670,13 +683,22 @@ def _bad_train_literal(call: cst.Call) -> bool:
 
 
 def _other_mode_api_in(graph: FunctionGraph) -> set[str]:
+    data_names = frozenset(
+        name for step in graph.steps() if step.kind is StepKind.LOOP_BIND
+        and not _bool_literals(step.extra) for name in _names_in(step.node))  # type: ignore[arg-type]
     keys: set[str] = set()
     for step in graph.steps():
         for call in _mode_calls(step.node):
             key = key_of(_strip_self_returning(call.func.value))  # type: ignore[union-attr]
-            if key is not None and _other_mode_api(call):
+            if key is not None and _other_mode_api(call, data_names):
                 keys.add(key)
     return keys
+
+
+def _bool_literals(node: cst.CSTNode | None) -> bool:
+    """``(True, False)``: a loop over modes, not over data."""
+    return isinstance(node, (cst.List, cst.Tuple, cst.Set)) and all(
+        literal_value(el.value)[1] in (True, False) and literal_value(el.value)[0] for el in node.elements)
 
 
 def other_mode_api_keys(context: ModuleContext, graph: FunctionGraph) -> frozenset[str]:
