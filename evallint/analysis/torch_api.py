@@ -25,6 +25,12 @@ NOT_FORWARD_METHODS = frozenset({
     "requires_grad_", "add_param_group", "item", "tolist", "numpy", "detach", "size", "dim",
 })
 
+# Words in code that keeps a model in train mode on purpose while not training it: BatchNorm
+# re-estimation, Monte Carlo dropout, test-time adaptation.
+DELIBERATE_TRAIN_MODE = re.compile(
+    r"running_(mean|var|stats)|reset_running_stats|momentum|recalib|update_bn|bn_update|bn_stat"
+    r"|adapt_bn|enable_dropout|mc_|monte|n_samples|num_samples|samples|stochastic|uncertaint"
+    r"|bayes|tta|test_time", re.IGNORECASE)
 # Tensors made only to run a model once and read its output shape.
 DUMMY_TENSORS = frozenset(f"torch.{name}" for name in (
     "zeros", "ones", "empty", "randn", "rand", "randint", "full", "zeros_like", "ones_like",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from evallint.analysis import torch_api
 from evallint.analysis.ops import Call, Forward, Mode, Op, SetMode
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    code_of, construction_binds, deliberate_layer, describe_origin, known_mode_free,
+    code_of, construction_binds, deliberate_layer, describe_origin, identifiers, known_mode_free,
     known_origins, linted_functions, part_of_a_model, related_for, severity_for,
     skip_in_test_code,
 )
@@ -69,7 +70,7 @@ with torch.no_grad():
 
             for op, key in _inference_uses(analysis):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
-                if not trains or _train_mode_chosen_here(analysis, key, trains):
+                if not trains or _train_mode_chosen_here(analysis, key, trains, op):
                     continue
                 binds = construction_binds(analysis, key, trains)
                 if known_mode_free(binds) or deliberate_layer(binds):
@@ -89,13 +90,19 @@ with torch.no_grad():
                     severity=severity, notes=notes)
 
 
-def _train_mode_chosen_here(analysis, key: str, trains: list) -> bool:
-    """``model.train()`` by this very function, which never trains that model: train mode for a
-    non-training forward was asked for right there (re-estimating BatchNorm statistics, Monte
-    Carlo dropout, a noise model, a test of train-mode behaviour, a gradient check)."""
+def _train_mode_chosen_here(analysis, key: str, trains: list, op: Op) -> bool:
+    """``model.train()`` by this very function, which never trains that model, where the code
+    says the train mode is the point: it puts the model back in eval mode afterwards, or it
+    re-estimates BatchNorm statistics or samples with dropout (``momentum``,
+    ``reset_running_stats``, ``mc_samples``, ...). A plain evaluation that calls ``train()``
+    instead of ``eval()`` is reported."""
     if not all(origin.via is None and isinstance(origin.op, SetMode) for origin in trains):
         return False
-    return key not in analysis.trained_anywhere()
+    if key in analysis.trained_anywhere():
+        return False
+    restores_eval = any(mode_op.key == key and mode_op.mode is Mode.EVAL and mode_op.step.order > op.step.order
+                        for mode_op in analysis.ops_of(SetMode))
+    return restores_eval or bool(torch_api.DELIBERATE_TRAIN_MODE.search(" ".join(identifiers(analysis))))
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:

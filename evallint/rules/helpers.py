@@ -118,6 +118,22 @@ def _sets_mode_from_parameter(analysis: FunctionAnalysis) -> bool:
     return False
 
 
+def identifiers(analysis: FunctionAnalysis) -> frozenset[str]:
+    """Every name and attribute name the function's code mentions (computed once)."""
+    cache_key = ("identifiers", analysis.graph)
+    cache = analysis.context.cache
+    if cache_key not in cache:
+        found: set[str] = {analysis.graph.name}
+        stack: list[cst.CSTNode] = [analysis.graph.node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, cst.Name):
+                found.add(node.value)
+            stack.extend(child_nodes(node))
+        cache[cache_key] = frozenset(found)
+    return cache[cache_key]  # type: ignore[return-value]
+
+
 def in_module_method(analysis: FunctionAnalysis) -> bool:
     """A method of an nn.Module: what it calls (a loss, a submodule) runs as part of that model."""
     cls = analysis.context.class_of_graph(analysis.graph)
