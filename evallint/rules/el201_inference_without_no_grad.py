@@ -68,8 +68,9 @@ def evaluate(model, loader):
         for analysis in linted_functions(file):
             if skip_in_test_code(analysis, ctx.settings) or part_of_a_model(file, analysis):
                 continue
-            if any(True for _ in analysis.ops_of(GradientUse)) or any(True for _ in analysis.ops_of(Backward)):
-                continue
+            gradient_ops = [*analysis.ops_of(GradientUse), *analysis.ops_of(Backward)]
+            if gradient_ops and not analysis.trains():
+                continue  # gradients are the point of this function (saliency, adversarial inputs)
             training_loops = analysis.loops_with_training()
             seen: set[Loop | None] = set()
             for op in analysis.ops_of(Forward):
@@ -81,8 +82,8 @@ def evaluate(model, loader):
                 if not self.grad_surely_enabled(file, analysis, op):
                     continue
                 group = loop_group(op, training_loops)
-                if group in seen:
-                    continue
+                if group in seen or (group is not None and any(group in g.step.loops for g in gradient_ops)):
+                    continue  # one finding per loop; a loop that computes gradients needs them
                 seen.add(group)
                 fix = self.fix(ctx, analysis, group)
                 where = "this loop" if group is not None else (
