@@ -12,7 +12,8 @@ import libcst as cst
 
 from evallint.analysis.grad import GradEffect, lexical_grad
 from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
-from evallint.analysis.keys import head, is_within, rebase
+from evallint.analysis import torch_api
+from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import ProjectClass, ProjectFunction
 from evallint.analysis.ops import (
     Backward, Bind, Call, Forward, GradientUse, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
@@ -63,7 +64,7 @@ class FunctionAnalysis:
         self.exit_parts: tuple[Part, ...] = ()
         self.summaries: dict[Call, "Summary"] = {}
         self._trained_anywhere: frozenset[str] | None = None
-        self._gradient_forwards: frozenset[Forward] | None = None
+        self._gradient_forwards: frozenset[Op] | None = None
         self._shape_probes: frozenset[Forward] | None = None
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
@@ -156,6 +157,7 @@ class FunctionAnalysis:
         if condition is None:
             return state
         state = self.restore_by_flag(state, condition)
+        state = self.known_module_checks(state, condition)
         decided = self.decide(condition.test)
         if decided is not None:
             return state if decided == condition.value else {}
@@ -169,6 +171,28 @@ class FunctionAnalysis:
             new_assumptions = assumptions | {(text, value)}
             result = join_states(result, {new_assumptions: part.replace(assumptions=new_assumptions)})
         return result
+
+    def known_module_checks(self, state: FlowState, condition: Condition) -> FlowState:
+        """``if isinstance(net, nn.Module): net.eval()``: the branch where ``net`` is not a module
+        is dropped (for an object that is not a module, no rule has anything to say)."""
+        test, value = condition.test, condition.value
+        while isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            test, value = test.expression, not value
+        if value or self.module_check_key(test) is None:
+            return state
+        return {}
+
+    def module_check_key(self, test: cst.BaseExpression) -> str | None:
+        """The key of ``isinstance(key, nn.Module)`` (or a tuple with nn.Module), else None."""
+        if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Name)
+                and test.func.value == "isinstance" and len(test.args) == 2):
+            return None
+        classes = test.args[1].value
+        candidates = [el.value for el in classes.elements] if isinstance(classes, cst.Tuple) else [classes]
+        if not any(self.context.qualify(c) in torch_api.MODULE_BASES for c in candidates
+                   if isinstance(c, (cst.Name, cst.Attribute))):
+            return None
+        return key_of(test.args[0].value)
 
     def restore_by_flag(self, state: FlowState, condition: Condition) -> FlowState:
         """On the branch of ``if was_training: model.train()`` where the flag is false, the model
@@ -416,29 +440,29 @@ class FunctionAnalysis:
                    for key in self.trained_keys(step)}
         return any(target in trained for part in self.parts(op) for target in part.targets(op.key))
 
-    def reaches_backward(self, op: Forward) -> bool:
-        """Does this forward's result flow into a backward, autograd.grad, or a project call
-        that backpropagates or trains (``backward(loss, scaler)``)?"""
+    def reaches_backward(self, op: Op) -> bool:
+        """Does this forward's (or project call's) result flow into a backward, autograd.grad, or
+        a project call that backpropagates or trains (``backward(loss, scaler)``)?"""
         if self._gradient_forwards is None:
-            from evallint.analysis.values import forwards_reaching
+            from evallint.analysis.values import results_reaching
 
             sinks: list[Op] = [o for o in self.ops.all() if isinstance(o, Backward)
                                or (isinstance(o, GradientUse) and isinstance(o.node, cst.Call))]
             sinks += self.backward_calls() + self.training_calls()
-            self._gradient_forwards = forwards_reaching(self.ops, sinks)
+            self._gradient_forwards = results_reaching(self.ops, sinks)
         return op in self._gradient_forwards
 
-    def feeds_gradient(self, op: Forward) -> bool:
-        """Is this forward, run with grad enabled, part of a gradient computation: does its result
-        reach a backward? (A no-grad forward's result carries no gradient.)"""
+    def feeds_gradient(self, op: Op) -> bool:
+        """Is this forward (or project call), run with grad enabled, part of a gradient
+        computation: does its result reach a backward? (A no-grad result carries no gradient.)"""
         return self.reaches_backward(op) and not self.grad_disabled(op) \
             and self.lexical_grad(op) is not GradEffect.DISABLED
 
     def forwards_feeding(self, op: Op) -> frozenset[Forward]:
         """The forwards whose results flow into ``op`` (a backward: the forwards of its loss)."""
-        from evallint.analysis.values import forwards_reaching
+        from evallint.analysis.values import results_reaching
 
-        return forwards_reaching(self.ops, [op])
+        return frozenset(f for f in results_reaching(self.ops, [op]) if isinstance(f, Forward))
 
     def is_shape_probe(self, op: Forward) -> bool:
         """Is this forward run only to learn an output size?"""

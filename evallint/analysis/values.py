@@ -1,7 +1,7 @@
 """Where forward inputs come from and where their results go, flow-insensitively.
 
 A forward whose result reaches a ``backward()`` or ``torch.autograd.grad`` is part of a gradient
-computation (``forwards_reaching``, read by ``FunctionAnalysis.reaches_backward``), and one run on
+computation (``results_reaching``, read by ``FunctionAnalysis.reaches_backward``), and one run on
 a dummy tensor to read its output shape is a shape probe (``shape_probes``): neither is an
 inference.
 """
@@ -14,7 +14,7 @@ import libcst as cst
 
 from evallint.analysis import torch_api
 from evallint.analysis.keys import head, key_of
-from evallint.analysis.ops import Forward, Op
+from evallint.analysis.ops import Call, Forward, Op
 from evallint.frontend.cfg import Step, StepKind
 from evallint.frontend.names import names_read
 from evallint.frontend.nodes import child_nodes
@@ -98,14 +98,16 @@ def _reaching_definitions(graph) -> dict[Step, dict[str, frozenset[_Definition]]
     return reaching
 
 
-def forwards_reaching(ops: "FunctionOps", sinks: list[Op]) -> frozenset[Forward]:
-    """The forward ops whose results reach the ``sinks`` ops, along the control flow: through the
-    definitions of variables that reach each use (a name reused by a later loop does not link)."""
-    forwards = {op.node: op for op in ops.all() if isinstance(op, Forward)}
+def results_reaching(ops: "FunctionOps", sinks: list[Op]) -> frozenset[Op]:
+    """The forward ops, and calls of project functions, whose results reach the ``sinks`` ops along
+    the control flow: through the definitions of variables that reach each use (a name reused by a
+    later loop does not link)."""
+    forwards = {op.node: op for op in ops.all()
+                if isinstance(op, Forward) or (isinstance(op, Call) and op.phase == "call")}
     if not forwards or not sinks:
         return frozenset()
     reaching = _reaching_definitions(ops.graph)
-    found: set[Forward] = set()
+    found: set[Op] = set()
     seen: set[int] = set()
     pending: list[tuple[cst.CSTNode, Step]] = [(op.node, op.step) for op in sinks]
     while pending:

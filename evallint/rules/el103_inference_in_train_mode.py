@@ -92,17 +92,29 @@ with torch.no_grad():
 
 def _train_mode_chosen_here(analysis, key: str, trains: list, op: Op) -> bool:
     """``model.train()`` by this very function, which never trains that model, where the code
-    says the train mode is the point: it puts the model back in eval mode afterwards, or it
-    re-estimates BatchNorm statistics or samples with dropout (``momentum``,
+    says the train mode is the point: it backpropagates through that model, puts it back in eval
+    mode afterwards, or re-estimates BatchNorm statistics or samples with dropout (``momentum``,
     ``reset_running_stats``, ``mc_samples``, ...). A plain evaluation that calls ``train()``
     instead of ``eval()`` is reported."""
     if not all(origin.via is None and isinstance(origin.op, SetMode) for origin in trains):
         return False
     if key in analysis.trained_anywhere():
         return False
+    if _gradient_computation_on(analysis, key):
+        return True
     restores_eval = any(mode_op.key == key and mode_op.mode is Mode.EVAL and mode_op.step.order > op.step.order
                         for mode_op in analysis.ops_of(SetMode))
     return restores_eval or bool(torch_api.DELIBERATE_TRAIN_MODE.search(" ".join(identifiers(analysis))))
+
+
+def _gradient_computation_on(analysis, key: str) -> bool:
+    """Does the function backpropagate through a forward of ``key``, direct or through a helper
+    given the model (``logits = self._forward(model, x)``)? Then the train mode it set is for
+    that gradient computation (a training step whose optimizer steps elsewhere), and its other
+    passes belong to it."""
+    return any(analysis.feeds_gradient(op) for op in analysis.ops_of(Forward) if op.key == key) or any(
+        analysis.feeds_gradient(op) for op in analysis.ops_of(Call)
+        if key in op.arguments.values() or op.receiver == key)
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
@@ -113,8 +125,8 @@ def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
             uses.append((op, op.key))
     for op in analysis.ops_of(Call):
         summary = analysis.summary_of(op)
-        if summary is None:
-            continue
+        if summary is None or analysis.feeds_gradient(op):
+            continue  # ``out = forward_helper(model, x)`` whose result is backpropagated
         # A callee's no-grad forward is inference wherever it is called; one that is inference
         # only because the callee has no training step may feed a loss that the caller trains on.
         keys = summary.inferred_at_entry if analysis.is_inference(op) else summary.inferred_without_grad
