@@ -134,7 +134,9 @@ class _Interpreter:
                 elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
                         not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
                     self.optimizer_keys.add(key)  # the project's own Optimizer subclass
-            elif isinstance(symbol, External):
+            elif _builds_optimizer(symbol, base, key):
+                self.optimizer_keys.add(key)  # ``op = optimtype(model.parameters(), lr=lr)``
+            if isinstance(symbol, External):
                 qualified = symbol.qualified
                 if qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.scheduler_keys.add(key)
@@ -379,9 +381,9 @@ class _Interpreter:
             if not self.context.may_be_module_class(symbol):
                 return Bind(self.step, target, key, ValueKind.NOT_MODEL)
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
-        if isinstance(symbol, ProjectFunction):
-            return Bind(self.step, target, key, ValueKind.UNKNOWN)
         if not isinstance(symbol, External):
+            if key in self.optimizer_keys:  # built from ``.parameters()`` by a factory variable
+                return Bind(self.step, target, key, ValueKind.OPTIMIZER, params=_parameter_owners(call))
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         qualified = symbol.qualified
         first = _first_argument(call)
@@ -408,6 +410,8 @@ class _Interpreter:
             return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN, model_class=qualified)
         if torch_api.FACTORY_TRAIN_MODE.match(qualified) and qualified not in torch_api.NOT_FACTORIES:
             return Bind(self.step, call, key, ValueKind.FRESH, Mode.TRAIN, model_class=qualified)
+        if key in self.optimizer_keys:
+            return Bind(self.step, target, key, ValueKind.OPTIMIZER, params=_parameter_owners(call))
         return Bind(self.step, target, key, ValueKind.UNKNOWN)
 
     def bind_pretrained(self, target: cst.CSTNode, key: str, owner: Symbol | None,
@@ -876,6 +880,18 @@ def _requests_eval(call: cst.Call) -> bool:
             text = dotted_name(arg.value) or ""
             return text.endswith("EVAL") or (isinstance(arg.value, cst.Name) and arg.value.value == "False")
     return False
+
+
+def _builds_optimizer(symbol: Symbol | None, call: cst.Call, key: str) -> bool:
+    """``op = optimtype(model.parameters())``, ``opt = make_optimizer(net.parameters(), cfg)``: a
+    call given a model's parameters by a factory that is not torch's own (those are known by
+    name) and not a scheduler or a weight average."""
+    if isinstance(symbol, ProjectClass) or torch_api.NOT_OPTIMIZER_NAME.search(key.rpartition(".")[2]):
+        return False
+    if isinstance(symbol, External) and (symbol.qualified.startswith(("torch.", "copy."))
+                                         or symbol.qualified.startswith(torch_api.SCHEDULER_PREFIXES)):
+        return False
+    return _parameter_owners(call) is not None
 
 
 def _parameter_owners(call: cst.Call) -> tuple[str, ...] | None:

@@ -126,6 +126,8 @@ SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "transformers.get_", "transfo
                       "timm.scheduler.")
 OPTIMIZER_NAME = re.compile(r"(^|_)(opt|optim|optimizer|optimiser)s?(_|\d|$)|optimizer|optimiser",
                             re.IGNORECASE)
+# Objects built from a model's parameters that are not optimizers (weight averages, clipping norms).
+NOT_OPTIMIZER_NAME = re.compile(r"ema|average|swa|norm|clip|count|num|size|sched", re.IGNORECASE)
 SCHEDULER_NAME = re.compile(r"sched|lr_|warmup|swa", re.IGNORECASE)
 GRAD_SCALERS = frozenset({"torch.cuda.amp.GradScaler", "torch.amp.GradScaler",
                           "torch.cpu.amp.GradScaler", "torch.GradScaler"})

@@ -1,6 +1,6 @@
-"""Where forward inputs come from and where their results go, flow-insensitively.
+"""Where forward inputs come from and where their results go.
 
-A forward whose result reaches a ``backward()`` or ``torch.autograd.grad`` is part of a gradient
+Results are followed along the control flow by reaching definitions. A forward whose result reaches a ``backward()`` or ``torch.autograd.grad`` is part of a gradient
 computation (``results_reaching``, read by ``FunctionAnalysis.reaches_backward``), and one run on
 a dummy tensor to read its output shape is a shape probe (``shape_probes``): neither is an
 inference.
