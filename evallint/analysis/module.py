@@ -88,7 +88,7 @@ class ModuleContext:
             return None
         head = dotted.partition(".")[0]
         if head not in self.imports.names:
-            return self.lookup_local(dotted)
+            return self.lookup_local(dotted) or self._from_star_imports(dotted)
         imported = self.imports.names[head]
         qualified = self.imports.qualify_dotted(dotted)
         found = self.project.resolve_module(self.file, qualified.lstrip("."), imported.level,
@@ -104,6 +104,48 @@ class ModuleContext:
                 if rest[0] in target.imports.names and target is not self:
                     return target.resolve(".".join(rest))
         return External(qualified.lstrip(".") if not imported.level else qualified)
+
+    def _from_star_imports(self, dotted: str, _seen: frozenset[int] = frozenset()) -> Symbol | None:
+        """A name that ``from helpers import *`` brings: public, and in ``__all__`` if it has one."""
+        head = dotted.partition(".")[0]
+        if not self.imports.star_modules or head.startswith("_") or id(self) in _seen:
+            return None
+        cache_key = ("star", dotted)
+        if cache_key not in self.cache:
+            self.cache[cache_key] = self._search_star_imports(dotted, head, _seen)
+        return self.cache[cache_key]  # type: ignore[return-value]
+
+    def _search_star_imports(self, dotted: str, head: str, _seen: frozenset[int]) -> Symbol | None:
+        for star in self.imports.star_modules:
+            found = self.project.resolve_module(self.file, star.qualified, star.level, probed=self.dependencies)
+            if found is None or found[1]:
+                continue
+            target = self.project.context_for_file(found[0])
+            if target is None or target is self:
+                continue
+            exported = target.exported_names
+            if exported is not None and head not in exported:
+                continue
+            symbol = target.lookup_local(dotted) or target._from_star_imports(dotted, _seen | {id(self)})
+            if symbol is not None:
+                return symbol
+        return None
+
+    @property
+    def exported_names(self) -> frozenset[str] | None:
+        """The string literals of a module-level ``__all__ = [...]``, if there is one."""
+        if "exported" not in self.cache:
+            names = None
+            for statement in self.source.module.body:
+                if isinstance(statement, cst.SimpleStatementLine):
+                    for small in statement.body:
+                        if isinstance(small, cst.Assign) and any(
+                                isinstance(t.target, cst.Name) and t.target.value == "__all__" for t in small.targets) \
+                                and isinstance(small.value, (cst.List, cst.Tuple)):
+                            names = frozenset(el.value.evaluated_value for el in small.value.elements
+                                              if isinstance(el.value, cst.SimpleString))
+            self.cache["exported"] = names
+        return self.cache["exported"]  # type: ignore[return-value]
 
     def lookup_local(self, qualname: str) -> Symbol | None:
         graph = self.functions.get(qualname)

@@ -43,6 +43,8 @@ class ImportMap:
     """Local name -> imported qualified name, for every import in the module."""
 
     names: dict[str, ImportedName] = field(default_factory=dict)
+    # ``from helpers import *``: the modules whose public names this one takes.
+    star_modules: list[ImportedName] = field(default_factory=list)
 
     @classmethod
     def from_module(cls, module: cst.Module) -> "ImportMap":
@@ -89,10 +91,11 @@ class ImportMap:
                 self.names[head] = ImportedName(head)
 
     def _add_import_from(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
-            return
         level = len(node.relative)
         base = module_name_of(node.module) if node.module is not None else ""
+        if isinstance(node.names, cst.ImportStar):
+            self.star_modules.append(ImportedName(base, level))
+            return
         for alias in node.names:
             name = module_name_of(alias.name)
             local = name
