@@ -367,11 +367,12 @@ class _Interpreter:
         func = call.func
         from_pretrained = isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained"
         symbol = self.context.resolve(func.value if from_pretrained else func)  # type: ignore[union-attr]
+        calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
+        if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``, or a project
+            # class's own ``from_pretrained``: analysed from its definition
+            return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
         if from_pretrained:
             return self.bind_pretrained(target, key, symbol, call)
-        calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
-        if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``
-            return Bind(self.step, target, key, ValueKind.CALL_RESULT, call=calls[-1])
         if isinstance(symbol, ProjectClass):
             if self.context.is_framework_managed(symbol):
                 return Bind(self.step, target, key, ValueKind.NOT_MODEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -213,9 +214,10 @@ class ModuleContext:
         return False
 
     def class_matches(self, cls: ProjectClass, externals: frozenset[str], prefix: str = "",
-                      _seen: frozenset = frozenset()) -> bool:
-        """Does ``cls`` derive (through project classes) from one of ``externals``/``prefix``?"""
-        key = (cls.qualname, ",".join(sorted(externals)) + prefix)
+                      pattern: "re.Pattern[str] | None" = None, _seen: frozenset = frozenset()) -> bool:
+        """Does ``cls`` derive (through project classes) from one of ``externals``, or from a name
+        under ``prefix`` (whose last part matches ``pattern`` when one is given)?"""
+        key = (cls.qualname, ",".join(sorted(externals)) + prefix + (pattern.pattern if pattern else ""))
         cached = cls.context._class_facts.get(key)
         if cached is not None:
             return cached
@@ -223,17 +225,21 @@ class ModuleContext:
         if id(cls.node) not in _seen:
             for base in self.bases(cls):
                 if isinstance(base, External):
-                    if base.qualified in externals or (prefix and base.qualified.startswith(prefix)):
+                    if base.qualified in externals or (prefix and base.qualified.startswith(prefix) and (
+                            pattern is None or pattern.search(torch_api.last_part(base.qualified)))):
                         result = True
                 elif isinstance(base, ProjectClass):
-                    result = base.context.class_matches(base, externals, prefix, _seen | {id(cls.node)})
+                    result = base.context.class_matches(base, externals, prefix, pattern, _seen | {id(cls.node)})
                 if result:
                     break
         cls.context._class_facts[key] = result
         return result
 
     def is_module_class(self, cls: ProjectClass) -> bool:
-        return self.class_matches(cls, torch_api.MODULE_BASES)
+        """Derives from nn.Module (or a known subclass: Lightning, any transformers
+        ``*PreTrainedModel`` such as ``BertPreTrainedModel``)."""
+        return self.class_matches(cls, torch_api.MODULE_BASES) or \
+            self.class_matches(cls, frozenset(), "transformers.", torch_api.PRETRAINED_BASE)
 
     def is_lightning_class(self, cls: ProjectClass) -> bool:
         return self.class_matches(cls, torch_api.LIGHTNING_BASES)

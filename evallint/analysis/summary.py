@@ -186,7 +186,7 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
         # class's ``__init__`` (``super().__init__(model)``) counts too.
         given |= {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
                   and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
-                  and not _builds_new_module(analysis, op)}
+                  and not _builds_new_module(analysis, op) and not _constructs_external(op)}
     if given and mode is Mode.TRAIN and any(_calls_forward(owner, given) for owner in _class_and_bases(cls)):
         mode = Mode.UNKNOWN
     cache[cache_key] = mode
@@ -206,6 +206,21 @@ def _class_and_bases(cls: "ProjectClass") -> list["ProjectClass"]:
         found.append(current)
         pending.extend(b for b in current.context.bases(current) if isinstance(b, ProjectClass))
     return found
+
+
+def _constructs_external(bind) -> bool:
+    """``self.bert = BertModel(config)``: a class from outside the project, built here."""
+    import libcst as cst
+
+    from evallint.analysis.ops import ValueKind
+
+    statement = bind.step.node
+    value = statement.value if isinstance(statement, (cst.Assign, cst.AnnAssign)) else None
+    if bind.kind is not ValueKind.UNKNOWN or not isinstance(value, cst.Call):
+        return False
+    func = value.func
+    name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
+    return name[:1].isupper()
 
 
 def _builds_new_module(analysis: FunctionAnalysis, bind) -> bool:

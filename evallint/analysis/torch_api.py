@@ -59,6 +59,8 @@ NOT_MODULE_BASES = re.compile(r"^(abc|typing|typing_extensions|enum|collections|
 BUILTIN_BASES = frozenset({"object", "dict", "list", "tuple", "set", "str", "int", "float",
                            "Exception", "BaseException", "ValueError", "RuntimeError", "TypeError",
                            "KeyError", "NamedTuple", "type"})
+# transformers base classes of models: ``BertPreTrainedModel``, ``PreTrainedModel``, ``GPT2Model``.
+PRETRAINED_BASE = re.compile(r"PreTrainedModel$|^\w+(Model|For\w+)$")
 LIGHTNING_BASES = frozenset({"pytorch_lightning.LightningModule", "lightning.LightningModule",
                              "lightning.pytorch.LightningModule", "pytorch_lightning.core.LightningModule",
                              "lightning.pytorch.core.LightningModule"})
