@@ -25,8 +25,11 @@ class InferenceWithoutNoGrad(Rule):
         "step, that run outside any no-grad region (`torch.no_grad()`, `torch.inference_mode()`, "
         "a no-grad decorator, or a caller that only calls the function under no-grad). One "
         "finding per evaluation loop, or per function when the calls are not in a loop. Quiet "
-        "where gradients are the point: the function calls `backward()` or "
-        "`torch.autograd.grad`, sets `requires_grad` on inputs, or freezes parameters."
+        "where gradients are the point: a function that does not train but calls `backward()` "
+        "or `torch.autograd.grad`, sets `requires_grad` on inputs, or freezes parameters (in a "
+        "function that trains, an evaluation loop is judged by itself). Quiet too in test code "
+        "(unless `test-code = \"strict\"`) and in a model's own computation (nn.Module methods "
+        "and helpers only they call)."
     )
     why_bad = (
         "Autograd records a graph for every forward call and keeps the activations alive for a "
