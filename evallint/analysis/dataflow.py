@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator
 import libcst as cst
 
 from evallint.analysis.grad import GradEffect, lexical_grad
-from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
+from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
 from evallint.analysis import torch_api
 from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import ProjectClass, ProjectFunction
@@ -295,6 +295,8 @@ class FunctionAnalysis:
                 aliases[op.key] = container if isinstance(container, Elements) \
                     else Elements(container=container)
                 return part.replace(aliases=aliases)
+            if op.key == RETURN_KEY and source_facts:
+                return part.set_facts(op.key, source_facts)  # ``return m``: the model's mode
             if source_key is not None and source_key != op.key and "." not in op.key:
                 aliases[op.key] = source_key
                 return part.replace(aliases=aliases)
@@ -307,6 +309,12 @@ class FunctionAnalysis:
             return part.replace(optimizers={**part.optimizers, op.key: op.params})
         if kind is ValueKind.CALL_RESULT and op.call is not None:
             summary = self.summaries.get(op.call)
+            argument = op.call.arguments.get(summary.returns_parameter) \
+                if summary is not None and summary.returns_parameter else None
+            if argument is not None:  # ``unwrap(model)`` returns the model it was given
+                if "." in op.key:
+                    return part.set_facts(op.key, part.facts(argument))
+                return part.replace(aliases={**part.aliases, op.key: part.canonical_str(argument)})
             if summary is not None and summary.returns:
                 return part.set_facts(op.key, self.map_facts(summary.returns, op.call, part, None))
             return part

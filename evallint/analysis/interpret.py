@@ -344,6 +344,9 @@ class _Interpreter:
         if value is None:
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         base = _strip_self_returning(value)
+        if isinstance(base, cst.IfExp) and key_of(base.body) is not None \
+                and key_of(base.body) == key_of(base.orelse):
+            base = base.body  # ``m.module if hasattr(m, "module") else m``: the same model
         if isinstance(base, cst.Attribute) and base.attr.value == "training":
             source = key_of(base.value)
             if source is not None:

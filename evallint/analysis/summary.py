@@ -28,6 +28,7 @@ class Summary:
     # For generators: the same at their ``yield`` (where a ``@contextmanager``'s with body runs).
     yield_modes: dict[str, frozenset[Fact]] | None
     returns: frozenset[Fact] | None  # mode facts of the returned model, if any
+    returns_parameter: str | None  # the parameter every return gives back (``unwrap(m)``)
     trains: bool  # an optimizer step is reachable (directly or through calls)
     backpropagates: bool  # a backward is reachable (directly or through calls)
     # A training backward runs in the grad state the caller is in (directly or through calls).
@@ -140,6 +141,7 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         exit_modes=exit_modes,
         yield_modes=_caller_visible_modes(analysis, yields) if yields else None,
         returns=returns if any(f.mode is not Mode.ENTRY for f in returns) else None,
+        returns_parameter=_returned_parameter(analysis),
         trains=analysis.trains(),
         backpropagates=analysis.backpropagates(),
         backward_in_caller_grad=any(
@@ -151,6 +153,19 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         inferred_at_entry=frozenset(inferred),
         inferred_without_grad=frozenset(without_grad),
     )
+
+
+def _returned_parameter(analysis: FunctionAnalysis) -> str | None:
+    """The parameter that every ``return`` of the function gives back unchanged, if one does."""
+    from evallint.analysis.ops import Bind, ValueKind
+
+    returns = [op for op in analysis.ops_of(Bind) if op.key == RETURN_KEY]
+    sources = {op.source for op in returns if op.kind is ValueKind.ALIAS}
+    if len(returns) and len(sources) == 1 and all(op.kind is ValueKind.ALIAS for op in returns):
+        name = next(iter(sources))
+        if name in analysis.graph.param_names and name not in analysis.ops.assigned and name != "self":
+            return name
+    return None
 
 
 def constructed_mode(cls: "ProjectClass") -> Mode:
