@@ -27,11 +27,10 @@ import argparse
 import ast
 import csv
 import difflib
-import io
 import json
+import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ class Result:
     fixed_hits: list[dict] = field(default_factory=list)  # same code inside the fixed region
     fixed_region: tuple[int, int] | None = None
     error: str = ""
+    skipped: int = 0  # files absent from the snapshot (large blobs), left out of the checkouts
     seconds: float = 0.0
 
 
@@ -86,22 +86,60 @@ def git_dir(mirror_root: Path, repo: str) -> Path:
     raise FileNotFoundError(f"no git snapshot of {repo} under {base}")
 
 
-def materialise(gdir: Path, sha: str, dest: Path) -> None:
+def materialise(gdir: Path, sha: str, dest: Path) -> int:
+    """Extract commit `sha` into `dest` (skipped when `dest` exists). Returns how many files were left out.
+
+    `git archive | tar -x` first; snapshots lack their largest blobs (data files, videos), which makes
+    git archive fail, so then every blob that is present is written one by one and the rest skipped.
+    """
     if dest.is_dir():
-        return
+        return 0
     tmp = dest.with_name(dest.name + ".part")
     if tmp.exists():
-        subprocess.run(["rm", "-rf", str(tmp)], check=True)
+        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     archive = subprocess.run(["git", f"--git-dir={gdir}", "archive", "--format=tar", sha], capture_output=True)
-    if archive.returncode != 0:
-        raise RuntimeError(f"git archive {sha[:12]} failed: {archive.stderr.decode(errors='replace').strip()}")
-    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        # Snapshots are untrusted: keep regular files and folders inside tmp, drop links and devices.
-        members = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and not m.name.startswith(("/", ".."))
-                   and ".." not in Path(m.name).parts]
-        tar.extractall(tmp, members=members)
+    skipped = 0
+    if archive.returncode == 0:
+        tar = subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, capture_output=True)
+        if tar.returncode != 0:
+            raise RuntimeError(f"tar -x failed: {tar.stderr.decode(errors='replace').strip()}")
+    else:
+        skipped = extract_present_blobs(gdir, sha, tmp)
     tmp.rename(dest)
+    return skipped
+
+
+def extract_present_blobs(gdir: Path, sha: str, into: Path) -> int:
+    tree = subprocess.run(["git", f"--git-dir={gdir}", "ls-tree", "-r", "-z", "--full-tree", sha],
+                          capture_output=True, check=True).stdout.split(b"\0")
+    entries = []
+    for item in tree:
+        if not item:
+            continue
+        meta, path = item.split(b"\t", 1)
+        mode, kind, obj = meta.split()
+        if kind == b"blob" and mode != b"120000":  # regular files only: no symlinks, no submodules
+            entries.append((obj.decode(), path.decode(errors="surrogateescape")))
+    proc = subprocess.run(["git", f"--git-dir={gdir}", "cat-file", "--batch"],
+                          input="".join(f"{obj}\n" for obj, _ in entries).encode(), capture_output=True, check=True)
+    out, pos, skipped = proc.stdout, 0, 0
+    for obj, path in entries:
+        nl = out.index(b"\n", pos)
+        header = out[pos:nl].split()
+        pos = nl + 1
+        if len(header) < 3 or header[1] != b"blob":  # "<sha> missing"
+            skipped += 1
+            continue
+        size = int(header[2])
+        target = into / path
+        if ".." in Path(path).parts or Path(path).is_absolute():
+            skipped += 1
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(out[pos:pos + size])
+        pos += size + 1  # content and its trailing newline
+    return skipped
 
 
 def lint(checkout: Path) -> list[dict]:
@@ -156,8 +194,7 @@ def run_case(case: Case, checkouts: Path, mirror_root: Path) -> Result:
         gdir = git_dir(mirror_root, case.repo)
         root = checkouts / case.id
         buggy, fixed = root / "buggy", root / "fixed"
-        materialise(gdir, case.buggy, buggy)
-        materialise(gdir, case.fixed, fixed)
+        res.skipped = materialise(gdir, case.buggy, buggy) + materialise(gdir, case.fixed, fixed)
 
         findings = [f for f in lint(buggy) if norm(f["path"]) == case.path]
         res.buggy_hits = [f for f in findings if f["code"] == case.code]
@@ -213,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         if len(loc) > 58:
             loc = "…" + loc[-57:]
         print(f"{r.case.id:<{w}}  {r.case.code}  {loc:<58} {mark(r.found):<5}  {mark(r.quiet):<5}  {r.seconds:5.1f}"
-              + (f"  [{r.error}]" if r.error else ""))
+              + (f"  [{r.error}]" if r.error else "")
+              + (f"  ({r.skipped} large files absent from the snapshot)" if r.skipped else ""))
 
     details = [r for r in results if r.found is False or r.quiet is False or r.error]
     if details:
