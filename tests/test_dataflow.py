@@ -233,3 +233,16 @@ def test_mode_picked_by_a_parameter_is_unknown_unless_the_call_site_passes_a_lit
     assert modes_at(run, Forward, "model") == {Mode.UNKNOWN}
     summary = summarize(ctx, ctx.functions["run"], {"training": False})
     assert {fact.mode for fact in summary.exit_modes["model"]} == {Mode.EVAL}
+
+
+def test_names_bound_to_none_are_not_one_object(tmp_path):
+    ctx = context_for(tmp_path, """
+        import torch
+        teacher = None
+        scheduler = None
+        teacher = torch.nn.Dropout()
+        teacher.eval()
+        scheduler(0)
+    """)
+    analysis = analyze_function(ctx, ctx.functions["<module>"])
+    assert modes_at(analysis, Forward, "scheduler") == {Mode.ENTRY}

@@ -352,7 +352,8 @@ class _Interpreter:
             if source is not None:
                 return Bind(self.step, target, key, ValueKind.CAPTURE, source=source)
         source = key_of(base)
-        if source is not None and self.resolve(base) is None:
+        if source is not None and self.resolve(base) is None and not literal_value(base)[0]:
+            # (``a = None`` and ``b = None`` are not one object)
             return Bind(self.step, target, key, ValueKind.ALIAS, source=source)
         filtered = _filtered_container(base)
         if filtered is not None:
