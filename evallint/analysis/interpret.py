@@ -89,6 +89,8 @@ class _Interpreter:
         self.optimizer_keys: set[str] = set()
         self.scheduler_keys: set[str] = set()
         self.not_models: set[str] = set()
+        # Keys bound to a function that a project helper defined and returned.
+        self.returned_functions: dict[str, ProjectFunction] = {}
         # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
         self.chosen_by_caller: dict[cst.Call, cst.BaseExpression] = {}
         # Calls entering ``with cm(...)`` of a @contextmanager generator, by with-item expression.
@@ -122,11 +124,23 @@ class _Interpreter:
                 assignments += [(k, v, init.context) for k, v, _ in
                                 _Interpreter(init.context, init.graph).assignments_in(init.graph)
                                 if k.startswith("self.")]
-        for key, value, context in assignments:
+        # Closure variables: what enclosing functions bound them to (``train_op`` of ``main``).
+        enclosing = []
+        scope = self.graph.parent
+        while scope is not None and not scope.is_module:
+            enclosing += [(k, v, c) for k, v, c in self.assignments_in(scope) if k not in self.result.assigned]
+            scope = scope.parent
+        for key, value, context in enclosing + assignments:
             base = _strip_self_returning(value)
             if not isinstance(base, cst.Call):
                 continue
             symbol = context.resolve(base.func)
+            if isinstance(symbol, ProjectFunction):
+                returned = _returned_nested_function(symbol)
+                if returned is not None:
+                    self.returned_functions[key] = returned  # ``train_op = get_train_op(opt)``
+            if (key, value, context) in enclosing:
+                continue
             if isinstance(symbol, ProjectClass):
                 self.local_classes[key] = symbol
                 if not context.may_be_module_class(symbol) or context.is_framework_managed(symbol):
@@ -465,6 +479,9 @@ class _Interpreter:
             return
         if symbol is None:
             key = key_of(func)
+            if key in self.returned_functions:  # ``train_op()``: runs the returned closure
+                self.emit(self.project_call(call, self.returned_functions[key], receiver=None))
+                return
             call_method = self.resolve_method(key, "__call__") if key is not None else None
             if call_method is not None and not self.is_module_instance(key):
                 # ``scaler(loss, optimizer)``: a project object whose __call__ may train.
@@ -885,6 +902,32 @@ def _requests_eval(call: cst.Call) -> bool:
             text = dotted_name(arg.value) or ""
             return text.endswith("EVAL") or (isinstance(arg.value, cst.Name) and arg.value.value == "False")
     return False
+
+
+def _returned_nested_function(function: ProjectFunction) -> ProjectFunction | None:
+    """The function a helper defines inside itself and returns (``return _train_op``)."""
+    node = function.graph.node
+    if not isinstance(node, cst.FunctionDef):
+        return None
+    names = {statement.value.value for statement in _returns_in(node.body)
+             if isinstance(statement.value, cst.Name)}
+    if len(names) != 1:
+        return None
+    found = function.context.lookup_local(f"{function.graph.name}.<locals>.{names.pop()}")
+    return found if isinstance(found, ProjectFunction) else None
+
+
+def _returns_in(node: cst.CSTNode) -> list[cst.Return]:
+    found: list[cst.Return] = []
+    pending: list[cst.CSTNode] = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(current, cst.Return) and current.value is not None:
+            found.append(current)
+        pending.extend(child_nodes(current))
+    return found
 
 
 def _builds_optimizer(symbol: Symbol | None, call: cst.Call, key: str) -> bool:

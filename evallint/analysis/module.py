@@ -98,7 +98,7 @@ class ModuleContext:
             file, rest = found
             target = self.project.context_for_file(file)
             if target is not None and rest:
-                symbol = target.lookup_local(".".join(rest))
+                symbol = target.lookup_local(".".join(rest)) or target._from_star_imports(".".join(rest))
                 if symbol is not None:
                     return symbol
                 # ``from pkg import name`` where pkg/__init__ re-exports name from a submodule.
