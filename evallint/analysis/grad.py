@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from evallint.analysis import torch_api
-from evallint.analysis.interpret import literal_value
+from evallint.analysis.interpret import is_context_manager, literal_value
 from evallint.analysis.module import External, ProjectClass, ProjectFunction
 from evallint.frontend.cfg import FunctionGraph, Region
 from evallint.frontend.names import dotted_name
@@ -94,7 +94,7 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression, is_decorato
             return GradEffect.UNKNOWN
         return None
     if isinstance(symbol, ProjectFunction):
-        if called and _is_generator_context(symbol):
+        if called and is_context_manager(symbol):
             effect = _effect_at_yield(symbol, _literal_arguments(item, symbol))  # type: ignore[arg-type]
             if effect is not None:
                 return effect
@@ -111,13 +111,6 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression, is_decorato
     if isinstance(item, cst.Name):
         return GradEffect.UNKNOWN  # ``with ctx:`` where ctx may be a no-grad context
     return None
-
-
-def _is_generator_context(function: ProjectFunction) -> bool:
-    node = function.graph.node
-    return isinstance(node, cst.FunctionDef) and any(
-        function.context.qualify(d.decorator) in ("contextlib.contextmanager", "contextlib.asynccontextmanager")
-        for d in node.decorators)
 
 
 def _literal_arguments(call: cst.Call, function: ProjectFunction) -> dict[str, object]:

@@ -278,7 +278,7 @@ class _Interpreter:
             self.emit(GradContextNotEntered(self.step, expr, qualified, called=False))
         self.expression(expr)
         for op in self.current:
-            if isinstance(op, Call) and op.node is expr and _is_context_manager(op.function):
+            if isinstance(op, Call) and op.node is expr and is_context_manager(op.function):
                 op.phase = "enter"
                 self.entered[expr] = op
         if item.asname is not None:
@@ -839,7 +839,7 @@ def _is_classmethod(node: cst.CSTNode) -> bool:
         isinstance(d.decorator, cst.Name) and d.decorator.value == "classmethod" for d in node.decorators)
 
 
-def _is_context_manager(function: ProjectFunction) -> bool:
+def is_context_manager(function: ProjectFunction) -> bool:
     """Is ``function`` decorated with ``contextlib.contextmanager`` (or the async one)?"""
     node = function.graph.node
     if not isinstance(node, cst.FunctionDef):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import libcst as cst
 
@@ -389,11 +389,17 @@ def model_evidence(analysis: FunctionAnalysis) -> frozenset[str]:
 
 def _class_evidence(context: ModuleContext, class_name: str) -> frozenset[str]:
     """The ``self.<attr>`` keys any method of the class shows to be models (once per class)."""
-    cache_key = ("class_model_evidence", class_name)
+    return _self_keys_of_class(context, class_name, "class_model_evidence", _evidence_in)
+
+
+def _self_keys_of_class(context: ModuleContext, class_name: str, name: str,
+                        keys_of: Callable[[FunctionOps], frozenset[str]]) -> frozenset[str]:
+    """The ``self.<attr>`` keys that ``keys_of`` finds in any method of the class (once per class)."""
+    cache_key = (name, class_name)
     if cache_key not in context.cache:
         context.cache[cache_key] = frozenset(
             key for method in context.graphs if method.class_name == class_name
-            for key in _evidence_in(function_ops(context, method)) if key.startswith("self."))
+            for key in keys_of(function_ops(context, method)) if key.startswith("self."))
     return context.cache[cache_key]  # type: ignore[return-value]
 
 
@@ -415,12 +421,7 @@ def known_module(analysis: FunctionAnalysis, key: str, settings) -> bool:
     if key in _constructed_in(analysis.ops):
         return True
     if key.startswith("self.") and graph.class_name is not None:
-        cache_key = ("class_constructed", graph.class_name)
-        if cache_key not in context.cache:
-            context.cache[cache_key] = frozenset(
-                k for method in context.graphs if method.class_name == graph.class_name
-                for k in _constructed_in(function_ops(context, method)))
-        return key in context.cache[cache_key]  # type: ignore[operator]
+        return key in _self_keys_of_class(context, graph.class_name, "class_constructed", _constructed_in)
     return False
 
 
