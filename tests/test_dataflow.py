@@ -243,3 +243,21 @@ def test_names_bound_to_none_are_not_one_object(tmp_path):
     analysis = analyze_function(ctx, ctx.functions["<module>"])
     binds = [op for op in analysis.ops_of(Bind) if op.key in ("teacher", "scheduler")]
     assert len(binds) == 2 and all(op.kind is not ValueKind.ALIAS for op in binds)
+
+
+def test_package_import_beats_a_module_beside_the_file_with_the_package_name(tmp_path):
+    """In ``vocoder/models/vocoder.py``, ``from vocoder.layers import Gate`` is the package's
+    ``layers`` (found from the root), not an attribute path into the file itself."""
+    (tmp_path / "vocoder" / "layers").mkdir(parents=True)
+    (tmp_path / "vocoder" / "models").mkdir()
+    (tmp_path / "vocoder" / "__init__.py").write_text("")
+    (tmp_path / "vocoder" / "layers" / "__init__.py").write_text("from vocoder.layers.gates import *\n")
+    (tmp_path / "vocoder" / "layers" / "gates.py").write_text(
+        "import torch\n\n\nclass Gate(torch.nn.Conv1d):\n    pass\n")
+    file = tmp_path / "vocoder" / "models" / "vocoder.py"
+    file.write_text("from vocoder.layers import Gate\n")
+    project = Project(tmp_path)
+    ctx = project.context_for_source(str(file), file.read_text(), file)
+    gate = ctx.resolve("Gate")
+    assert getattr(gate, "qualname", None) == "Gate"
+    assert ctx.is_module_class(gate)  # a project subclass of a torch.nn layer is a module

@@ -377,6 +377,8 @@ class _Interpreter:
         if elements:
             # ``models = {"G": netG, "D": netD}``: a loop over it reaches netG and netD.
             return Bind(self.step, target, key, ValueKind.ALIAS, elements=elements)
+        if literal_value(base)[0]:
+            return Bind(self.step, target, key, ValueKind.NOT_MODEL)  # ``self.aux = None``
         if not isinstance(base, cst.Call):
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
         return self.bind_call(target, key, base)

@@ -236,9 +236,10 @@ class ModuleContext:
         return result
 
     def is_module_class(self, cls: ProjectClass) -> bool:
-        """Derives from nn.Module (or a known subclass: Lightning, any transformers
-        ``*PreTrainedModel`` such as ``BertPreTrainedModel``)."""
+        """Derives from nn.Module (or a known subclass: a ``torch.nn`` layer, Lightning, any
+        transformers ``*PreTrainedModel`` such as ``BertPreTrainedModel``)."""
         return self.class_matches(cls, torch_api.MODULE_BASES) or \
+            self.class_matches(cls, frozenset(), "torch.nn.", torch_api.NN_LAYER_BASE) or \
             self.class_matches(cls, frozenset(), "transformers.", torch_api.PRETRAINED_BASE)
 
     def is_lightning_class(self, cls: ProjectClass) -> bool:

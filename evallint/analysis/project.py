@@ -95,14 +95,20 @@ class Project:
             bases = [base]
         else:
             bases = list(dict.fromkeys([from_file.parent, self.root, self.root / "src"]))
+        # The base where the longest prefix of ``dotted`` is a module wins: in
+        # ``pkg/models/pkg.py``, ``from pkg.layers import X`` is the package, not the file itself.
+        best: tuple[Path, list[str]] | None = None
         for base in bases:
             for cut in range(len(parts), -1 if level else 0, -1):
+                if best is not None and cut <= len(parts) - len(best[1]):
+                    break
                 candidate = self._module_file(base, ".".join(parts[:cut]))
                 if probed is not None:
                     probed.update(_candidates(base, ".".join(parts[:cut])))
                 if candidate is not None:
-                    return candidate, parts[cut:]
-        return None
+                    best = candidate, parts[cut:]
+                    break
+        return best
 
     def _module_file(self, base: Path, dotted: str) -> Path | None:
         key = (base, dotted)

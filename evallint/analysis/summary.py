@@ -174,6 +174,8 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
     Train mode, unless ``__init__`` switches ``self`` (EVAL), or holds submodules it switched or
     was given (a wrapper such as ``AutoShape(model)``: the mode of its parts is not its own).
     """
+    import libcst as cst
+
     from evallint.analysis.ops import Bind, ValueKind
 
     cache_key = ("constructed_mode", cls.node)
@@ -198,9 +200,11 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
                 elif modes & {Mode.EVAL, Mode.UNKNOWN} and mode is Mode.TRAIN:
                     mode = Mode.UNKNOWN
         # Submodules it was given or loaded (not built), that its methods call forward; a base
-        # class's ``__init__`` (``super().__init__(model)``) counts too.
+        # class's ``__init__`` (``super().__init__(model)``) counts too. ``self.blocks += [block]``
+        # extends a container it built.
         given |= {op.key for op in analysis.ops_of(Bind) if op.key.startswith("self.")
                   and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
+                  and not isinstance(op.step.node, cst.AugAssign)
                   and not _builds_new_module(analysis, op) and not _constructs_external(op)}
     if given and mode is Mode.TRAIN and any(_calls_forward(owner, given) for owner in _class_and_bases(cls)):
         mode = Mode.UNKNOWN
@@ -224,16 +228,32 @@ def _class_and_bases(cls: "ProjectClass") -> list["ProjectClass"]:
 
 
 def _constructs_external(bind) -> bool:
-    """``self.bert = BertModel(config)``: a class from outside the project, built here."""
+    """``self.bert = BertModel(config)``: a class from outside the project, built here; also a
+    class looked up by name (``getattr(upsample, cfg.net)(**params)``, ``NETS[name]()``), and
+    ``Net() if cfg.use_net else None``."""
     import libcst as cst
 
     from evallint.analysis.ops import ValueKind
 
     statement = bind.step.node
     value = statement.value if isinstance(statement, (cst.Assign, cst.AnnAssign)) else None
-    if bind.kind is not ValueKind.UNKNOWN or not isinstance(value, cst.Call):
+    return bind.kind is ValueKind.UNKNOWN and value is not None and _builds_object(value)
+
+
+def _builds_object(value) -> bool:
+    import libcst as cst
+
+    from evallint.analysis.interpret import literal_value
+
+    if isinstance(value, cst.IfExp):
+        branches = [b for b in (value.body, value.orelse) if not literal_value(b)[0]]
+        return bool(branches) and all(_builds_object(b) for b in branches)
+    if not isinstance(value, cst.Call):
         return False
     func = value.func
+    if isinstance(func, cst.Subscript) or (
+            isinstance(func, cst.Call) and isinstance(func.func, cst.Name) and func.func.value == "getattr"):
+        return True
     name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
     return name[:1].isupper()
 

@@ -53,6 +53,8 @@ MODULE_BASES = frozenset({
     "transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel",
     "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
 })
+# ``torch.nn`` classes a project class may derive from that are layers (``class Conv1d(torch.nn.Conv1d)``).
+NN_LAYER_BASE = re.compile(r"^(?!(Parameter|UninitializedParameter|Buffer)$)[A-Z]")
 # Base classes that never make a class an nn.Module.
 NOT_MODULE_BASES = re.compile(r"^(abc|typing|typing_extensions|enum|collections|dataclasses|numbers"
                               r"|unittest|json|threading|argparse|pathlib|io)(\.|$)|^object$")
