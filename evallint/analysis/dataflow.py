@@ -439,8 +439,24 @@ class FunctionAnalysis:
             return not steps
         loop = op.step.loop
         if loop is not None:
-            return loop not in self.loops_with_training()
+            if loop not in self.loops_with_training():
+                return True
+            return isinstance(op, Forward) and self.evaluates_in_training_loop(op)
         return not steps
+
+    def evaluates_in_training_loop(self, op: Forward) -> bool:
+        """A forward in a training loop, of the model that loop trains, whose result is used but
+        never reaches the loop's backward (it feeds ``.item()``, metrics, a print, a saved image):
+        the periodic "test one batch every N steps" block. Only where the loop's own backward
+        is visible, so that a loss handed to an unknown callee is not taken for an evaluation."""
+        statement = op.step.node
+        if isinstance(statement, cst.Expr) and statement.value is op.node:
+            return False  # ``model(x)`` for its side effects (hooks, warm-up)
+        loop = op.step.loop
+        sinks = [o for o in self.ops_of(Backward)] + self.backward_calls() + self.training_calls()
+        if not any(loop in sink.step.loops for sink in sinks):
+            return False
+        return not self.reaches_backward(op) and self.trained_in_its_loop(op)
 
     def trained_in_its_loop(self, op: Forward) -> bool:
         """Is the model of this forward trained by a step in the forward's innermost loop?"""
@@ -511,6 +527,11 @@ class FunctionAnalysis:
         """Calls of project functions that run a backward (``backward(loss, scaler)``)."""
         return [op for op in self.ops_of(Call) if (s := self.summary_of(op)) and s.backpropagates
                 and not s.trains]
+
+    def uses_gradients(self) -> bool:
+        """Does the function call backward or ``autograd.grad``, set ``requires_grad`` on inputs
+        or freeze parameters (where it does not train, gradients are its point)?"""
+        return any(True for _ in self.ops_of(GradientUse)) or any(True for _ in self.ops_of(Backward))
 
     def backpropagates(self) -> bool:
         return any(True for _ in self.ops_of(Backward)) or bool(self.backward_calls()) \

@@ -37,6 +37,9 @@ class Summary:
     forwarded: frozenset[str]  # keys called forward outside no-grad
     inferred_at_entry: frozenset[str]  # keys run for inference in the caller's mode
     inferred_without_grad: frozenset[str]  # ... of which under no-grad (inference wherever called)
+    # ... of which in the caller's grad state, outside any no-grad region of the callee's own
+    # (in a function whose gradients are not the point): EL201 at the call of an eval model.
+    inferred_in_caller_grad: frozenset[str]
 
 
 _IN_PROGRESS = object()
@@ -131,12 +134,17 @@ def _build(analysis: FunctionAnalysis) -> Summary:
                 trained.add(key)
     inferred: set[str] = set()
     without_grad: set[str] = set()
+    in_caller_grad: set[str] = set()
+    gradients_are_the_point = analysis.uses_gradients() and not analysis.trains()
     for op in analysis.ops_of(Forward):
         if is_external_key(analysis, op.key) and analysis.is_inference(op) and \
                 any(f.mode is Mode.ENTRY for f in analysis.facts(op, op.key)):
             inferred.add(op.key)
             if analysis.grad_disabled(op):
                 without_grad.add(op.key)
+            elif analysis.lexical_grad(op) is None and not gradients_are_the_point and \
+                    {state for state, _ in analysis.grad_states(op)} == {Grad.ENTRY}:
+                in_caller_grad.add(op.key)
     return Summary(
         exit_modes=exit_modes,
         yield_modes=_caller_visible_modes(analysis, yields) if yields else None,
@@ -152,6 +160,7 @@ def _build(analysis: FunctionAnalysis) -> Summary:
                             if is_external_key(analysis, k)),
         inferred_at_entry=frozenset(inferred),
         inferred_without_grad=frozenset(without_grad),
+        inferred_in_caller_grad=frozenset(in_caller_grad),
     )
 
 

@@ -9,7 +9,7 @@ from evallint.analysis.summary import is_external_key, summarize
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import code_of, describe_origin, linted_functions, where
-from evallint.rules.leaks import eval_leaks
+from evallint.rules.leaks import eval_leaks, sibling_leaks
 
 
 class EvalModeNotRestored(Rule):
@@ -22,7 +22,9 @@ class EvalModeNotRestored(Rule):
         "(`model.train()` on every exit, `was_training = model.training ... "
         "model.train(was_training)`, or `try/finally`). By default it reports only when a call "
         "of the function inside a training loop in the same file lets eval mode reach a "
-        "training step (the callee side of EL101). With `strict-restore = true` it reports "
+        "training step (the callee side of EL101), or when a public method of a class leaves "
+        "`self.<attr>` in eval mode and a public sibling method trains it without calling "
+        "`.train()` (`fit(); predict(); fit()`). With `strict-restore = true` it reports "
         "every such function, for library code that others call."
     )
     why_bad = (
@@ -86,6 +88,21 @@ def fit(model, opt, train_loader, val_loader, epochs):
                         "mode (`model.train()` on every exit, or save `model.training` and "
                         "`try/finally`)",
                         related=((current.source, leak.step.node, "training step reached in eval mode"),))
+        for sibling in sibling_leaks(ctx.analysis):
+            inner = sibling.origin.innermost()
+            if id(inner.op) in reported:
+                continue
+            reported.add(id(inner.op))
+            trainer = sibling.trainer.graph.name.rpartition(".")[2]
+            leaving = sibling.leaving.graph.name.rpartition(".")[2]
+            yield ctx.diagnostic(
+                self, inner.op.node,
+                f"`{code_of(current, inner.op.node)}` leaves `{sibling.key}` in eval mode when "
+                f"`{leaving}()` returns, and `{trainer}()` trains it without calling `.train()` "
+                f"(training step at {where(current, sibling.step.node, current)}): "
+                f"`{trainer}(); {leaving}(); {trainer}()` trains in eval mode; restore the mode "
+                f"in `{leaving}()` or call `{sibling.key}.train()` in `{trainer}()`",
+                related=((current.source, sibling.step.node, "trains in the mode it finds"),))
         if not ctx.settings.strict_restore:
             return
         for analysis in linted_functions(ctx.analysis):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.ops import Backward, Forward, GradientUse, Mode
+from evallint.analysis.grad import GradEffect
+from evallint.analysis.ops import Backward, Call, Forward, GradientUse, Mode
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
@@ -12,7 +13,8 @@ from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    known_origins, linted_functions, loop_group, origins, part_of_a_model, skip_in_test_code,
+    code_of, known_origins, linted_functions, loop_group, origins, part_of_a_model,
+    skip_in_test_code, where,
 )
 
 
@@ -24,7 +26,11 @@ class InferenceWithoutNoGrad(Rule):
         "Finds forward calls on a model in eval mode, in a function or loop with no training "
         "step, that run outside any no-grad region (`torch.no_grad()`, `torch.inference_mode()`, "
         "a no-grad decorator, or a caller that only calls the function under no-grad). One "
-        "finding per evaluation loop, or per function when the calls are not in a loop. Quiet "
+        "finding per evaluation loop, or per function when the calls are not in a loop. Across "
+        "calls too: a helper that runs the model it is given outside no-grad, called with a "
+        "model in eval mode outside no-grad (`model.eval(); measure(model, x)`), is reported "
+        "once, at the call when the helper is also called under no-grad elsewhere (or lives in "
+        "another file), else at the helper's first forward. Quiet "
         "where gradients are the point: a function that does not train but calls `backward()` "
         "or `torch.autograd.grad`, sets `requires_grad` on inputs, or freezes parameters (in a "
         "function that trains, an evaluation loop is judged by itself). Quiet too in test code "
@@ -68,6 +74,7 @@ def evaluate(model, loader):
 
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         file = ctx.analysis
+        reported_callees: set[Forward] = set()
         for analysis in linted_functions(file):
             if skip_in_test_code(analysis, ctx.settings) or part_of_a_model(file, analysis):
                 continue
@@ -85,17 +92,85 @@ def evaluate(model, loader):
                 if not self.grad_surely_enabled(file, analysis, op):
                     continue
                 group = loop_group(op, training_loops)
-                if group in seen or (group is not None and any(group in g.step.loops for g in gradient_ops)):
+                if self.in_gradient_loop(op, group, training_loops, gradient_ops) or group in seen:
                     continue  # one finding per loop; a loop that computes gradients needs them
                 seen.add(group)
                 fix = self.fix(ctx, analysis, group)
-                where = "this loop" if group is not None else (
+                scope = "this loop" if group is not None else (
                     "this script" if analysis.graph.is_module else "this function")
                 yield ctx.diagnostic(
                     self, op.node,
                     f"`{op.key}` is in eval mode but runs outside `torch.no_grad()`: autograd "
-                    f"records a graph for nothing; wrap {where} in `torch.no_grad()`",
+                    f"records a graph for nothing; wrap {scope} in `torch.no_grad()`",
                     fix=fix)
+            yield from self.across_calls(ctx, analysis, seen, gradient_ops, reported_callees)
+
+    def across_calls(self, ctx: RuleContext, analysis, seen: set, gradient_ops: list,
+                     reported_callees: set) -> Iterator[Diagnostic]:
+        """A helper given the eval-mode model runs it outside no-grad, and so does this call
+        (``model.eval(); timings = measure(model, x)``). Reported at the call when the helper
+        is called under no-grad elsewhere (or lives in another file), else at its first forward."""
+        file = ctx.analysis
+        current = file.context
+        training_loops = analysis.loops_with_training()
+        for op in analysis.ops_of(Call):
+            summary = analysis.summary_of(op)
+            if summary is None or not summary.inferred_in_caller_grad or analysis.feeds_gradient(op) \
+                    or not self.grad_surely_enabled(file, analysis, op):
+                continue
+            group = loop_group(op, training_loops)
+            if self.in_gradient_loop(op, group, training_loops, gradient_ops) or group in seen:
+                continue
+            for callee_key in sorted(summary.inferred_in_caller_grad):
+                keys = sorted({key for part in analysis.parts(op) for key in analysis.map_key(callee_key, op, part)})
+                model = next((key for key in keys if known_origins(analysis.facts(op, key), Mode.EVAL)
+                              and not origins(analysis.facts(op, key), Mode.TRAIN)), None)
+                if model is None:
+                    continue
+                seen.add(group)
+                call = code_of(current, op.node)
+                callee = self.callee_site(file, op, callee_key)
+                if callee is None:
+                    scope = "this loop" if group is not None else "the call"
+                    yield ctx.diagnostic(
+                        self, op.node,
+                        f"`{model}` is in eval mode and `{call}` runs it outside `torch.no_grad()`: "
+                        f"autograd records a graph for nothing; wrap {scope} in `torch.no_grad()`",
+                        fix=self.fix(ctx, analysis, group) if group is not None else None)
+                elif callee not in reported_callees:
+                    reported_callees.add(callee)
+                    callee_analysis = file.analysis_of(op.function.graph)
+                    yield ctx.diagnostic(
+                        self, callee.node,
+                        f"`{callee.key}` runs outside `torch.no_grad()`, and `{call}` at "
+                        f"{where(current, op.node, current)} calls this with `{model}` in eval mode: "
+                        f"autograd records a graph for nothing; decorate "
+                        f"`{op.function.graph.name.rpartition('.')[2]}` with `@torch.no_grad()`",
+                        related=((current.source, op.node, "called here in eval mode"),),
+                        fix=self.fix(ctx, callee_analysis, None))
+                break
+
+    @staticmethod
+    def in_gradient_loop(op, group: Loop | None, training_loops: set, gradient_ops: list) -> bool:
+        """Is ``op`` in a loop that computes gradients: a training loop (its periodic
+        evaluation is EL103's), or an evaluation loop that itself backpropagates?"""
+        if op.step.loop is not None and op.step.loop in training_loops:
+            return True
+        return group is not None and any(group in g.step.loops for g in gradient_ops)
+
+    @staticmethod
+    def callee_site(file, op: Call, callee_key: str) -> Forward | None:
+        """The helper's first forward of ``callee_key``, when the fix belongs in the helper: it
+        is in this file and no call of it in this file runs under no-grad."""
+        graph = op.function.graph
+        if op.function.context is not file.context or graph.is_module:
+            return None
+        for caller, site in file.call_sites.get(graph, []):
+            if caller.lexical_grad(site) is GradEffect.DISABLED or caller.grad_disabled(site):
+                return None
+        callee = file.analysis_of(graph)
+        forwards = [f for f in callee.ops_of(Forward) if f.key == callee_key and callee.is_inference(f)]
+        return min(forwards, key=lambda f: f.step.order) if forwards else None
 
     @staticmethod
     def grad_surely_enabled(file, analysis, op) -> bool:

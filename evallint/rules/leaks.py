@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
+from evallint.analysis.keys import is_within
 from evallint.analysis.ops import Backward, Mode, Op, SetMode
 from evallint.analysis.state import Origin
+from evallint.analysis.summary import summarize
 from evallint.rules.helpers import known_origins, linted_functions, origins
 
 
@@ -70,3 +72,60 @@ def _is_hoisted(analysis: FunctionAnalysis, train: Origin, step: Op, evals: list
     step_loops = set(step.step.loops)
     return any(loop in step_loops and loop not in train_loops
                for origin in evals for loop in origin.op.step.loops)
+
+
+@dataclass
+class SiblingLeak:
+    """A public method (``predict``) leaves ``self.<attr>`` in eval mode, set at ``origin``, and a
+    public sibling (``fit``) trains it in whatever mode it finds it, at ``step``: a user's
+    ``fit(); predict(); fit()`` trains in eval mode."""
+
+    leaving: FunctionAnalysis
+    origin: Origin
+    trainer: FunctionAnalysis
+    step: Op
+    key: str
+
+
+def sibling_leaks(file: FileAnalysis) -> list[SiblingLeak]:
+    """Eval-mode leaks between public methods of one class (not framework-managed classes,
+    whose framework sets the mode before training)."""
+    context = file.context
+    by_class: dict[str, list[FunctionAnalysis]] = {}
+    for analysis in linted_functions(file):
+        name = analysis.graph.name.rpartition(".")[2]
+        cls = context.class_of_graph(analysis.graph)
+        if cls is None or name.startswith("_") or context.is_framework_managed(cls) \
+                or context.is_lightning_class(cls):
+            continue
+        by_class.setdefault(analysis.graph.class_name, []).append(analysis)
+    found: list[SiblingLeak] = []
+    for methods in by_class.values():
+        trained = {a: _trained_at_entry(a) for a in methods}
+        for leaving in methods:
+            summary = summarize(context, leaving.graph, {})
+            if summary is None:
+                continue
+            for key, facts in summary.exit_modes.items():
+                for origin in known_origins(facts, Mode.EVAL):
+                    inner = origin.innermost()
+                    if inner.context is not context or not isinstance(inner.op, SetMode):
+                        continue
+                    trainer = next(((a, op) for a, steps in trained.items() if a is not leaving
+                                    for trained_key, op in steps
+                                    if trained_key == key or is_within(trained_key, key)), None)
+                    if trainer is not None:
+                        found.append(SiblingLeak(leaving, origin, trainer[0], trainer[1], key))
+    return found
+
+
+def _trained_at_entry(analysis: FunctionAnalysis) -> list[tuple[str, Op]]:
+    """``self.<attr>`` keys the method trains in the mode its caller left them in, with the
+    first training step that does."""
+    found: dict[str, Op] = {}
+    for op in sorted(analysis.training_steps(), key=lambda o: o.step.order):
+        for key in analysis.trained_keys(op):
+            if key.startswith("self.") and key not in found and \
+                    any(f.mode is Mode.ENTRY for f in analysis.facts(op, key)):
+                found[key] = op
+    return list(found.items())
