@@ -544,6 +544,9 @@ class _Interpreter:
         if method == "step":
             self.step_call(call, receiver)  # also ``scaler.step(optimizer)``: not a model
             return True
+        if method in torch_api.EXPORT_METHODS:
+            self.emit(Export(self.step, call, receiver, f"{receiver}.{method}"))  # LightningModule.to_onnx
+            return True
         if receiver in self.not_models:
             return True
         if method in ("train", "eval"):

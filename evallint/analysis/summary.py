@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from evallint.analysis.dataflow import FunctionAnalysis, analyze_function
 from evallint.analysis.interpret import RETURN_KEY
 from evallint.analysis.keys import head, is_within
-from evallint.analysis.ops import Forward, Mode, SetMode, Yield
+from evallint.analysis.ops import Export, Forward, Mode, SetMode, Yield
 from evallint.analysis.state import ENTRY, Fact, Grad
 from evallint.frontend.cfg import FunctionGraph, StepKind
 from evallint.frontend.names import names_read
@@ -40,6 +40,7 @@ class Summary:
     # ... of which in the caller's grad state, outside any no-grad region of the callee's own
     # (in a function whose gradients are not the point): EL201 at the call of an eval model.
     inferred_in_caller_grad: frozenset[str]
+    exported_at_entry: frozenset[str]  # keys traced/exported in the mode the caller left them in
 
 
 _IN_PROGRESS = object()
@@ -161,6 +162,10 @@ def _build(analysis: FunctionAnalysis) -> Summary:
         inferred_at_entry=frozenset(inferred),
         inferred_without_grad=frozenset(without_grad),
         inferred_in_caller_grad=frozenset(in_caller_grad),
+        exported_at_entry=frozenset(
+            op.key for op in analysis.ops_of(Export) if not op.eval_requested
+            and is_external_key(analysis, op.key)
+            and any(f.mode is Mode.ENTRY for f in analysis.facts(op, op.key))),
     )
 
 

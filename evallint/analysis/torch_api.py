@@ -46,6 +46,10 @@ EXPORT_FUNCTIONS = frozenset({
     "torch.ao.quantization.fuse_modules.fuse_modules", "torch.quantization.fuse_modules.fuse_modules",
 })
 
+# Methods that export the module they are called on, in the mode it is in. (Lightning's
+# ``to_torchscript`` is not one: it switches to eval itself and restores the mode afterwards.)
+EXPORT_METHODS = frozenset({"to_onnx"})
+
 # -- model construction ---------------------------------------------------------------------
 MODULE_BASES = frozenset({
     "torch.nn.Module", "torch.nn.modules.module.Module", "pytorch_lightning.LightningModule",
