@@ -7,7 +7,7 @@ from typing import Iterator
 import libcst as cst
 
 from evallint.analysis.module import ModuleContext
-from evallint.analysis.ops import SetMode
+from evallint.analysis.ops import Op
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
@@ -79,6 +79,7 @@ for epoch in range(10):
 
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
+        reported: set[int] = set()  # a hoisted ``model.train_start()`` serves several submodules
         for leak in eval_leaks(ctx.analysis):
             name = code_of(current, _receiver(leak))
             source = describe_origin(leak.evals[0], current)
@@ -86,11 +87,15 @@ for epoch in range(10):
             related = [r for origin in leak.evals for r in related_for(origin, "eval mode set here")]
             if leak.hoisted:
                 for train in leak.hoisted:
+                    if id(train) in reported:
+                        continue
+                    reported.add(id(train))
                     yield ctx.diagnostic(
                         self, train.node,
                         f"`{code_of(current, train.node)}` runs before the loop, not in it; {source} "
                         f"switches `{leak.key}` to eval mode inside the loop, so later iterations "
-                        "train in eval mode. Call `.train()` at the top of the loop body",
+                        f"train in eval mode. Call `{code_of(current, train.node)}` at the top of "
+                        "the loop body",
                         related=tuple(related), severity=severity, notes=notes,
                         fix=_move_into_loop(current, train, leak))
             else:
@@ -105,7 +110,7 @@ def _receiver(leak):  # the training step expression, for the message
     return leak.step.node
 
 
-def _move_into_loop(current: ModuleContext, train: SetMode, leak) -> Fix | None:
+def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     """Delete the hoisted ``model.train()`` line and put it first in the innermost loop that
     holds both the training step and an ``.eval()`` but not the ``train()``. None when either
     place is not a plain line."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.ops import Mode, SetMode
+from evallint.analysis.ops import Call, Mode, SetMode
 from evallint.analysis.summary import is_external_key, summarize
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.helpers import code_of, describe_origin, linted_functions, where
+from evallint.rules.helpers import (
+    code_of, describe_origin, linted_functions, switching_counterpart, switching_site, where,
+)
 from evallint.rules.leaks import eval_leaks, sibling_leaks
 
 
@@ -75,19 +77,26 @@ def fit(model, opt, train_loader, val_loader, epochs):
         reported: set[int] = set()
         for leak in eval_leaks(ctx.analysis):
             for origin in leak.evals:
-                inner = origin.innermost()
-                if inner is origin or inner.context is not current or id(inner.op) in reported:
+                site = switching_site(origin)
+                if site is origin or site.context is not current or id(site.op) in reported:
                     continue
-                if isinstance(inner.op, SetMode) and inner.op.mode is Mode.EVAL:
-                    reported.add(id(inner.op))
-                    yield ctx.diagnostic(
-                        self, inner.op.node,
-                        f"`{code_of(current, inner.op.node)}` is not undone before this function "
-                        f"returns, and {describe_origin(origin, current)} lets eval mode reach the "
-                        f"training step at {where(current, leak.step.node, current)}; restore the "
-                        "mode (`model.train()` on every exit, or save `model.training` and "
-                        "`try/finally`)",
-                        related=((current.source, leak.step.node, "training step reached in eval mode"),))
+                if isinstance(site.op, SetMode) and site.op.mode is Mode.EVAL:
+                    restore = f"`{site.op.key}.train()` on every exit, or save `{site.op.key}.training` " \
+                        "and `try/finally`"
+                elif isinstance(site.op, Call):
+                    counterpart = switching_counterpart(site.op, Mode.TRAIN)
+                    restore = f"call `{counterpart}` on every exit" if counterpart else \
+                        "switch it back to train mode on every exit"
+                else:
+                    continue
+                reported.add(id(site.op))
+                yield ctx.diagnostic(
+                    self, site.op.node,
+                    f"`{code_of(current, site.op.node)}` is not undone before this function "
+                    f"returns, and {describe_origin(origin, current)} lets eval mode reach the "
+                    f"training step at {where(current, leak.step.node, current)}; restore the "
+                    f"mode ({restore})",
+                    related=((current.source, leak.step.node, "training step reached in eval mode"),))
         for sibling in sibling_leaks(ctx.analysis):
             inner = sibling.origin.innermost()
             if id(inner.op) in reported:

@@ -10,11 +10,13 @@ from typing import Callable, Iterable
 import libcst as cst
 
 from evallint.analysis import torch_api
-from evallint.analysis.dataflow import FunctionAnalysis
+from evallint.analysis.dataflow import FunctionAnalysis, analyze_function
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction
 from evallint.analysis.interpret import FunctionOps, function_ops, literal_value
-from evallint.analysis.ops import Bind, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind
+from evallint.analysis.ops import (
+    Bind, Call, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind,
+)
 from evallint.analysis.state import Fact, Origin
 from evallint.diagnostics import Severity
 from evallint.frontend.cfg import Loop
@@ -44,16 +46,65 @@ def code_of(context: ModuleContext, node: cst.CSTNode) -> str:
 
 
 def describe_origin(origin: Origin, current: ModuleContext) -> str:
-    """``model.eval() at line 12`` or ``validate(...) at line 40 (model.eval() at utils.py:8)``."""
-    text = f"`{code_of(origin.context, _call_node(origin.op))}` at {where(origin.context, origin.op.node, current)}"
-    inner = origin.innermost()
-    if inner is not origin:
-        text += f" ({'`' + code_of(inner.context, inner.op.node) + '`'} at {where(inner.context, inner.op.node, current)})"
-    return text
+    """``model.eval() at line 12``, ``validate(...) at line 40 (model.eval() at utils.py:8)``,
+    or through a chain of calls ``fit(...) at line 9 (through evaluate(...) at line 30,
+    model.eval() at line 12)``: the inner call that switches is named too."""
+    chain = []
+    current_origin: Origin | None = origin
+    while current_origin is not None:
+        chain.append(f"`{code_of(current_origin.context, current_origin.op.node)}` at "
+                     f"{where(current_origin.context, current_origin.op.node, current)}")
+        current_origin = current_origin.via
+    if len(chain) == 1:
+        return chain[0]
+    through = "through " if len(chain) > 2 else ""
+    return f"{chain[0]} ({through}{', '.join(chain[1:])})"
 
 
-def _call_node(op: Op) -> cst.CSTNode:
-    return op.node
+def is_mode_switcher(function: ProjectFunction, _seen: frozenset = frozenset()) -> bool:
+    """A function whose job is to switch modes (``val_start()`` calling ``.eval()`` on its
+    parts): it sets modes, directly or through calls, and runs no forward and no training."""
+    if function.graph in _seen:
+        return False
+    analysis = analyze_function(function.context, function.graph)
+    if any(True for _ in analysis.ops_of(Forward)) or analysis.trains() or analysis.backpropagates():
+        return False
+    return any(True for _ in analysis.ops_of(SetMode)) or any(
+        is_mode_switcher(op.function, _seen | {function.graph}) for op in analysis.ops_of(Call))
+
+
+def switching_counterpart(call: Call, mode: Mode) -> str | None:
+    """For a call of a mode switcher on an object (``model.val_start()``), a sibling method that
+    switches the same parts to ``mode`` (``model.train_start()``), as code to suggest."""
+    from evallint.analysis.summary import summarize
+
+    function, receiver = call.function, call.receiver
+    cls = function.context.class_of_graph(function.graph)
+    switched = summarize(function.context, function.graph, {})
+    if cls is None or receiver is None or switched is None or not switched.exit_modes:
+        return None
+    for graph in function.context.graphs:
+        if graph.class_name != cls.qualname or graph is function.graph or graph.name.rpartition(".")[2].startswith("_"):
+            continue
+        other = summarize(function.context, graph, {})
+        if other is not None and switched.exit_modes.keys() <= other.exit_modes.keys() and all(
+                {f.mode for f in other.exit_modes[key]} == {mode} for key in switched.exit_modes) \
+                and is_mode_switcher(ProjectFunction(function.context, graph)):
+            return f"{receiver}.{graph.name.rpartition('.')[2]}()"
+    return None
+
+
+def switching_site(origin: Origin) -> Origin:
+    """Where a mode set through a chain of calls belongs: the innermost link, unless it lies in
+    a mode switcher, whose call is the site (``self.model.val_start()`` rather than the
+    ``.eval()`` calls inside it). The outermost link is never the site."""
+    chain = [origin]
+    while chain[-1].via is not None:
+        chain.append(chain[-1].via)
+    index = len(chain) - 1
+    while index >= 2 and isinstance(chain[index - 1].op, Call) and is_mode_switcher(chain[index - 1].op.function):
+        index -= 1
+    return chain[index]
 
 
 def related_for(origin: Origin, note: str) -> list[tuple[ModuleContext, cst.CSTNode, str]]:

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.keys import is_within
-from evallint.analysis.ops import Backward, Mode, Op, SetMode
+from evallint.analysis.module import ProjectFunction
+from evallint.analysis.ops import Backward, Call, Mode, Op, SetMode
 from evallint.analysis.state import Origin
 from evallint.analysis.summary import summarize
-from evallint.rules.helpers import known_origins, linted_functions, origins
+from evallint.rules.helpers import is_mode_switcher, known_origins, linted_functions, origins
 
 
 @dataclass
@@ -21,7 +22,8 @@ class Leak:
     key: str
     step: Op
     evals: list[Origin]
-    hoisted: list[SetMode] = field(default_factory=list)  # train() calls that run only once
+    # train() calls, or calls of a mode switcher (``model.train_start()``), that run only once
+    hoisted: list[Op] = field(default_factory=list)
 
 
 def eval_leaks(file: FileAnalysis) -> list[Leak]:
@@ -64,9 +66,12 @@ def _leaks_in(analysis: FunctionAnalysis) -> list[Leak]:
 
 
 def _is_hoisted(analysis: FunctionAnalysis, train: Origin, step: Op, evals: list[Origin]) -> bool:
-    """Is ``train`` a train() call outside a loop in which eval mode is set before ``step``?"""
-    if train.via is not None or train.context is not analysis.context or \
-            not isinstance(train.op, SetMode):
+    """Is ``train`` a train() call (or a call of a mode switcher that sets train mode) outside a
+    loop in which eval mode is set before ``step``?"""
+    if train.context is not analysis.context:
+        return False
+    if not (isinstance(train.op, SetMode) and train.via is None or
+            isinstance(train.op, Call) and is_mode_switcher(train.op.function)):
         return False
     train_loops = set(train.op.step.loops)
     step_loops = set(step.step.loops)
@@ -99,10 +104,14 @@ def sibling_leaks(file: FileAnalysis) -> list[SiblingLeak]:
                 or context.is_lightning_class(cls):
             continue
         by_class.setdefault(analysis.graph.class_name, []).append(analysis)
+    switchers = {a for methods in by_class.values() for a in methods
+                 if is_mode_switcher(ProjectFunction(context, a.graph))}
     found: list[SiblingLeak] = []
     for methods in by_class.values():
         trained = {a: _trained_at_entry(a) for a in methods}
         for leaving in methods:
+            if leaving in switchers:
+                continue  # ``val_start()``: switching is its job
             summary = summarize(context, leaving.graph, {})
             if summary is None:
                 continue

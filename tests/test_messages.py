@@ -1,0 +1,50 @@
+"""Messages name the real expressions: the model the code uses, the inner call that switches."""
+
+from helpers import lint_snippet
+
+TRAINER = """\
+import torch
+from torch import nn
+
+
+class Trainer:
+    def __init__(self):
+        self.net = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.2))
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1)
+
+    def evaluate(self, loader):
+        self.net.eval()
+        with torch.no_grad():
+            return sum(self.net(x).sum().item() for x in loader)
+
+    def report(self, loader, epoch):
+        print(epoch, self.evaluate(loader))
+
+    def fit(self, train_loader, val_loader):
+        self.net.train()
+        for epoch in range(10):
+            for x in train_loader:
+                loss = self.net(x).sum()
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+            self.report(val_loader, epoch)
+"""
+
+
+def messages(tmp_path, code):
+    return {d.code: d.message for d in lint_snippet(tmp_path, code)}
+
+
+def test_fix_texts_name_the_model_of_the_code(tmp_path):
+    found = messages(tmp_path, TRAINER)
+    assert "`self.net.train()` on every exit" in found["EL102"]
+    assert "save `self.net.training`" in found["EL102"]
+    assert "Call `self.net.train()` at the top of the loop body" in found["EL101"]
+    assert "`model" not in found["EL101"] + found["EL102"]
+
+
+def test_a_chain_of_calls_names_the_inner_call_that_switches(tmp_path):
+    found = messages(tmp_path, TRAINER)
+    assert "`self.report(val_loader, epoch)` at line 26 (through `self.evaluate(loader)` at line 16, " \
+           "`self.net.eval()` at line 11)" in found["EL101"]
