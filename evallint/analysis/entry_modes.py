@@ -2,9 +2,11 @@
 
 An attribute keeps the mode its ``__init__`` gives it in every other method only while nothing
 can switch it afterwards: no method of the class (or of its project bases) switches, rebinds,
-aliases or hands it on, ``self`` itself is not handed on, the class has no subclass, and no code
-of the project reaches it from outside (``trainer.model.eval()``). Otherwise it stays unknown.
-Only classes that cannot be nn.Modules qualify (a module's ``eval()`` reaches its children).
+aliases or hands it on, ``self`` itself is not handed on, the class has no subclass, and no
+project file switches an attribute of that name from outside (``trainer.model.eval()``) or reads
+it while naming the class. Otherwise it stays unknown. Only classes that cannot be nn.Modules
+qualify (a module's ``eval()`` reaches its children). Also here: the mode of a model that
+another project module builds at import time (``from models import net``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import libcst as cst
 
 from evallint.analysis.keys import head, is_within, key_of
 from evallint.analysis.ops import Bind, Call, Mode, SetMode, TrainingFlagAssigned
-from evallint.analysis.state import Fact
+from evallint.analysis.state import ENTRY, Fact
 from evallint.frontend.cfg import FunctionGraph
 from evallint.frontend.nodes import child_nodes
 
 if TYPE_CHECKING:
-    from evallint.analysis.module import ModuleContext, ProjectClass
+    from evallint.analysis.module import ModuleContext, ProjectClass, ProjectFunction
 
 _IN_PROGRESS = object()
 ANY = "*"  # every attribute may be switched
@@ -49,7 +51,7 @@ def attribute_entry_modes(context: "ModuleContext", graph: FunctionGraph) -> dic
             or context.may_be_module_class(cls):
         return {}
     init = context.find_method(cls, "__init__")
-    if init is None or init.graph is graph or graph in _run_by_init(cls, init.graph):
+    if init is None or init.graph is graph or graph in _run_by_init(cls, init):
         return {}
     switched = _switched_attributes(cls, init.graph)
     if ANY in switched:
@@ -90,14 +92,14 @@ def _init_exit_modes(context: "ModuleContext", init: FunctionGraph) -> dict[str,
         for key in set().union(*(part.modes for part in parts)) if parts else ():
             if head(key) != "self" or key.count(".") != 1 or "[" in key:
                 continue
-            facts = frozenset().union(*(part.modes.get(key, frozenset({Fact(Mode.ENTRY)})) for part in parts))
+            facts = frozenset().union(*(part.modes.get(key, ENTRY) for part in parts))
             if all(f.mode is not Mode.ENTRY and f.origin is not None for f in facts):
                 found[key] = facts
         context.cache[cache_key] = cached = found
     return cached  # type: ignore[return-value]
 
 
-def _run_by_init(cls: "ProjectClass", init: FunctionGraph) -> frozenset[FunctionGraph]:
+def _run_by_init(cls: "ProjectClass", init: "ProjectFunction") -> frozenset[FunctionGraph]:
     """The methods ``__init__`` calls on ``self``, directly or through each other: they run
     while the object is being built."""
     from evallint.analysis.interpret import function_ops
@@ -106,7 +108,7 @@ def _run_by_init(cls: "ProjectClass", init: FunctionGraph) -> frozenset[Function
     cache = cls.context.cache
     if cache_key not in cache:
         found: set[FunctionGraph] = set()
-        pending = [(cls.context, init)]
+        pending = [(init.context, init.graph)]
         while pending:
             context, graph = pending.pop()
             for op in function_ops(context, graph).all():
