@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import libcst as cst
 
+from evallint.analysis.entry_modes import attribute_entry_modes, imported_modes
 from evallint.analysis.grad import GradEffect, lexical_grad
 from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
 from evallint.analysis import torch_api
@@ -63,6 +64,8 @@ class FunctionAnalysis:
         self.op_parts: dict[Op, tuple[Part, ...]] = {}
         self.exit_parts: tuple[Part, ...] = ()
         self.summaries: dict[Call, "Summary"] = {}
+        # ``self.<attr>`` facts that hold on entry whoever calls (as ``__init__`` left them).
+        self.entry_modes: dict[str, frozenset[Fact]] = attribute_entry_modes(context, graph)
         self._trained_anywhere: frozenset[str] | None = None
         self._gradient_forwards: frozenset[Op] | None = None
         self._shape_probes: frozenset[Forward] | None = None
@@ -105,7 +108,8 @@ class FunctionAnalysis:
 
     def solve(self) -> "FunctionAnalysis":
         graph = self.graph
-        states: dict[Block, FlowState] = {graph.entry: {frozenset(): Part.initial(self.initial_grad())}}
+        initial = Part.initial(self.initial_grad()).replace(modes=dict(self.entry_modes))
+        states: dict[Block, FlowState] = {graph.entry: {frozenset(): initial}}
         worklist = [graph.entry]
         visits: dict[Block, int] = {}
         in_worklist = {graph.entry}
@@ -301,6 +305,10 @@ class FunctionAnalysis:
                 aliases[op.key] = source_key
                 return part.replace(aliases=aliases)
             return part
+        if kind is ValueKind.IMPORTED and op.imported_from is not None and op.source is not None:
+            facts = imported_modes(op.imported_from, op.source)
+            return part.set_facts(op.key, frozenset(Fact(f.mode, self.origin(op, f.origin)) for f in facts)) \
+                if facts else part
         if kind is ValueKind.COPY and source_facts is not None:
             return part.set_facts(op.key, source_facts)
         if kind is ValueKind.CAPTURE and source_facts is not None:

@@ -108,8 +108,8 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression, is_decorato
         if name is not None and name.rpartition(".")[2] in TRANSPARENT_DECORATORS:
             return None
         return GradEffect.UNKNOWN
-    if isinstance(item, cst.Name):
-        return GradEffect.UNKNOWN  # ``with ctx:`` where ctx may be a no-grad context
+    if isinstance(item, cst.Name) or (isinstance(item, cst.Attribute) and symbol is None):
+        return GradEffect.UNKNOWN  # ``with ctx:``, ``with self._ctx:``: may be a no-grad context
     return None
 
 

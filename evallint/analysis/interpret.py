@@ -14,6 +14,7 @@ from typing import Iterator
 import libcst as cst
 
 from evallint.analysis import torch_api
+from evallint.analysis.entry_modes import imported_modes
 from evallint.analysis.keys import head, key_of
 from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction, Symbol
 from evallint.analysis.ops import (
@@ -244,12 +245,29 @@ class _Interpreter:
         elif isinstance(node, cst.Return) and node.value is not None:
             self.expression(node.value)
             self.emit(self.bind(node, RETURN_KEY, node.value))
+        elif isinstance(node, cst.ImportFrom) and not isinstance(node.names, cst.ImportStar):
+            self.imported_variables(node)
         elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             return
         else:
             for child in child_nodes(node):
                 if isinstance(child, cst.BaseExpression):
                     self.expression(child)
+
+    def imported_model(self, name: str) -> bool:
+        """Is ``name`` imported from a project module whose body binds it to a model?"""
+        found = self.context.imported_variable(name)
+        return found is not None and bool(imported_modes(*found))
+
+    def imported_variables(self, node: cst.ImportFrom) -> None:
+        """``from models import net``: ``net`` is what the body of ``models`` left it."""
+        for alias in node.names:  # type: ignore[union-attr]
+            local = alias.evaluated_alias or alias.evaluated_name
+            found = self.context.imported_variable(local) if "." not in local else None
+            if found is not None and self.imported_model(local):
+                self.result.assigned.add(local)
+                self.emit(Bind(self.step, node, local, ValueKind.IMPORTED, source=found[1],
+                               imported_from=found[0]))
 
     def expression_statement(self, node: cst.Expr) -> None:
         value = node.value
@@ -263,7 +281,7 @@ class _Interpreter:
             entered = _entered_grad_context(value, self.context)
             if entered is not None:
                 # ``torch.no_grad().__enter__()``: the rest of the function runs in that state.
-                self.emit(SetGradEnabled(self.step, node, entered in torch_api.ENABLE_GRAD))
+                self.emit(SetGradEnabled(self.step, node, entered in torch_api.ENABLE_GRAD if entered else None))
             elif qualified in torch_api.GRAD_CONTEXTS:
                 self.emit(GradContextNotEntered(self.step, node, qualified, called=True))
             elif qualified in torch_api.SET_GRAD_ENABLED and value.args:
@@ -509,9 +527,11 @@ class _Interpreter:
 
     def resolve(self, node: cst.BaseExpression) -> Symbol | None:
         """What a name refers to, unless its head is an imported module name that the code
-        rebinds to a value (``import model`` ... ``model = model.Net()``)."""
+        rebinds to a value (``import model`` ... ``model = model.Net()``) or a variable of a
+        project module that holds a model (``from models import net``)."""
         dotted = dotted_name(node)
-        if dotted is not None and dotted.partition(".")[0] in self.context.rebound_imports:
+        if dotted is not None and (dotted.partition(".")[0] in self.context.rebound_imports
+                                   or self.imported_model(dotted.partition(".")[0])):
             return None
         return self.context.resolve(node)
 
@@ -530,7 +550,8 @@ class _Interpreter:
                 self.emit(OptimizerStep(self.step, call, None))
                 return True
             return False
-        if self.context.imports.is_imported(func.value) and head(receiver) not in self.context.rebound_imports:
+        if self.context.imports.is_imported(func.value) and head(receiver) not in self.context.rebound_imports \
+                and not self.imported_model(head(receiver)):
             return False  # ``torch.x(...)``, ``utils.evaluate(...)``: a module attribute
         if method == "step" and receiver in self.optimizer_keys:
             self.step_call(call, receiver)
@@ -797,13 +818,16 @@ def _names_in(node: cst.BaseExpression) -> list[str]:
 
 
 def _entered_grad_context(call: cst.Call, context: ModuleContext) -> str | None:
-    """The grad context that ``torch.no_grad().__enter__()`` enters by hand, if it is one."""
+    """The grad context that ``torch.no_grad().__enter__()`` enters by hand, if it is one; ""
+    for a stored context (``guard.__enter__()``), which may be one."""
     func = call.func
-    if isinstance(func, cst.Attribute) and func.attr.value == "__enter__" \
-            and isinstance(func.value, cst.Call):
-        qualified = context.qualify(func.value.func)
-        if qualified in torch_api.GRAD_CONTEXTS:
-            return qualified
+    if isinstance(func, cst.Attribute) and func.attr.value == "__enter__":
+        if isinstance(func.value, cst.Call):
+            qualified = context.qualify(func.value.func)
+            if qualified in torch_api.GRAD_CONTEXTS:
+                return qualified
+        elif key_of(func.value) is not None:
+            return ""
     return None
 
 

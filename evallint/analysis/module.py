@@ -106,6 +106,27 @@ class ModuleContext:
                     return target.resolve(".".join(rest))
         return External(qualified.lstrip(".") if not imported.level else qualified)
 
+    def imported_variable(self, name: str) -> tuple["ModuleContext", str] | None:
+        """The project module and module-level variable that imported ``name`` stands for
+        (``from models import net``), if it is not a function or class there."""
+        if name not in self.imports.names:
+            return None
+        cache_key = ("imported_variable", name)
+        if cache_key not in self.cache:
+            self.cache[cache_key] = self._imported_variable(name)
+        return self.cache[cache_key]  # type: ignore[return-value]
+
+    def _imported_variable(self, name: str) -> tuple["ModuleContext", str] | None:
+        imported = self.imports.names[name]
+        found = self.project.resolve_module(self.file, self.imports.qualify_dotted(name).lstrip("."),
+                                            imported.level, probed=self.dependencies)
+        if found is None or len(found[1]) != 1:
+            return None
+        target = self.project.context_for_file(found[0])
+        if target is None or target is self or target.lookup_local(found[1][0]) is not None:
+            return None
+        return target, found[1][0]
+
     def _from_star_imports(self, dotted: str, _seen: frozenset[int] = frozenset()) -> Symbol | None:
         """A name that ``from helpers import *`` brings: public, and in ``__all__`` if it has one."""
         head = dotted.partition(".")[0]

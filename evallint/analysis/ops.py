@@ -16,7 +16,7 @@ import libcst as cst
 from evallint.frontend.cfg import Step
 
 if TYPE_CHECKING:
-    from evallint.analysis.module import ProjectFunction
+    from evallint.analysis.module import ModuleContext, ProjectFunction
 
 
 class Mode(Enum):
@@ -59,6 +59,7 @@ class ValueKind(Enum):
     OPTIMIZER = "optimizer"  # an optimizer holding ``params`` (None: unknown)
     NOT_MODEL = "not_model"  # an object that is known not to be a model
     CALL_RESULT = "call_result"  # what the project function of ``call`` returns
+    IMPORTED = "imported"  # the module-level variable ``source`` of project module ``imported_from``
     UNKNOWN = "unknown"
 
 
@@ -79,6 +80,7 @@ class Bind(Op):
     # Keys given to the constructor of a FRESH project model: a wrapper has their mode.
     wraps: tuple[str, ...] = ()
     call: "Call | None" = None
+    imported_from: "ModuleContext | None" = None
 
 
 @dataclass(eq=False)

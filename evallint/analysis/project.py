@@ -31,6 +31,8 @@ class Project:
         self.root = root.resolve()
         self._contexts: dict[Path, "ModuleContext | None"] = {}
         self._module_files: dict[tuple[Path, str], Path | None] = {}
+        # What searches over every file of the project found (``entry_modes.py``).
+        self.cache: dict[object, object] = {}
 
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin

@@ -105,7 +105,7 @@ def _caller_visible_modes(analysis: FunctionAnalysis, parts) -> dict[str, frozen
     modes: dict[str, frozenset[Fact]] = {}
     for part in parts:
         for key, facts in part.modes.items():
-            if is_external_key(analysis, key):
+            if is_external_key(analysis, key) and facts != analysis.entry_modes.get(key):
                 modes[key] = modes.get(key, frozenset()) | facts
     for key, facts in list(modes.items()):
         # Keys missing from some part were untouched on that path.
@@ -199,7 +199,7 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
     cache[cache_key] = Mode.TRAIN  # recursion: a class built inside its own __init__
     mode = Mode.TRAIN
     given: set[str] = set()
-    for owner in _class_and_bases(cls):
+    for owner in class_and_bases(cls):
         init = owner.context.functions.get(f"{owner.qualname}.__init__")
         if init is None:
             continue
@@ -220,13 +220,13 @@ def constructed_mode(cls: "ProjectClass") -> Mode:
                   and op.kind not in (ValueKind.FRESH, ValueKind.NOT_MODEL, ValueKind.OPTIMIZER)
                   and not isinstance(op.step.node, cst.AugAssign)
                   and not _builds_new_module(analysis, op) and not _constructs_external(op)}
-    if given and mode is Mode.TRAIN and any(_calls_forward(owner, given) for owner in _class_and_bases(cls)):
+    if given and mode is Mode.TRAIN and any(_calls_forward(owner, given) for owner in class_and_bases(cls)):
         mode = Mode.UNKNOWN
     cache[cache_key] = mode
     return mode
 
 
-def _class_and_bases(cls: "ProjectClass") -> list["ProjectClass"]:
+def class_and_bases(cls: "ProjectClass") -> list["ProjectClass"]:
     """``cls`` and its project base classes, nearest first."""
     from evallint.analysis.module import ProjectClass
 
