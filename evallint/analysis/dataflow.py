@@ -580,7 +580,7 @@ class FunctionAnalysis:
                 unknown = True
             else:
                 for part in self.parts(step):
-                    known.update(self.owner_key(part, key) for key in params)
+                    known.update(target for key in params for target in part.targets(self.owner_key(part, key)))
         if unknown or not optimizers:
             known |= self.forwarded_outside_no_grad()
         return known

@@ -79,6 +79,7 @@ for epoch in range(10):
 
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
+        reported: set[int] = set()  # a hoisted ``for k in d: d[k].train()`` leaks every element
         for leak in eval_leaks(ctx.analysis):
             name = code_of(current, _receiver(leak))
             source = describe_origin(leak.evals[0], current)
@@ -86,6 +87,9 @@ for epoch in range(10):
             related = [r for origin in leak.evals for r in related_for(origin, "eval mode set here")]
             if leak.hoisted:
                 for train in leak.hoisted:
+                    if id(train) in reported:
+                        continue
+                    reported.add(id(train))
                     yield ctx.diagnostic(
                         self, train.node,
                         f"`{code_of(current, train.node)}` runs before the loop, not in it; {source} "
