@@ -416,6 +416,11 @@ class FunctionAnalysis:
     def reachable(self, op: Op) -> bool:
         return op in self.op_parts
 
+    def targets(self, op: Op, key: str) -> set[str]:
+        """The tracked keys that ``key`` stands for at ``op`` (``model`` after ``model = self.model``
+        is ``self.model``)."""
+        return {target for part in self.parts(op) for target in part.targets(key)}
+
     def facts(self, op: Op, key: str) -> frozenset[Fact]:
         found: frozenset[Fact] = frozenset()
         for part in self.parts(op):
@@ -586,7 +591,8 @@ class FunctionAnalysis:
             if summary is not None:
                 for callee_key in summary.trained_at_entry:
                     for part in self.parts(op):
-                        keys.update(self.map_key(callee_key, op, part))
+                        keys.update(target for key in self.map_key(callee_key, op, part)
+                                    for target in part.targets(key))
                 if summary.trains and not summary.forwarded:
                     # ``scaler(loss, optimizer)``: steps on a loss this scope computed.
                     keys |= self.forwarded_outside_no_grad()
@@ -603,7 +609,7 @@ class FunctionAnalysis:
                 unknown = True
             else:
                 for part in self.parts(step):
-                    known.update(self.owner_key(part, key) for key in params)
+                    known.update(target for key in params for target in part.targets(self.owner_key(part, key)))
         if unknown or not optimizers:
             known |= self.forwarded_outside_no_grad()
         return known

@@ -30,7 +30,8 @@ from evallint.frontend.nodes import child_nodes
 RETURN_KEY = "<return>"
 BUILTIN_NAMES = frozenset(dir(builtins))
 MODULE_ITERATORS = frozenset({"modules", "named_modules", "children", "named_children"})
-CONTAINER_VIEWS = frozenset({"values", "items"})
+# Views of a container whose loop variable stands for (or indexes) each element.
+CONTAINER_VIEWS = frozenset({"values", "items", "keys"})
 
 
 @dataclass
@@ -323,13 +324,19 @@ class _Interpreter:
                 elements_of = receiver
         elif isinstance(inner, (cst.List, cst.Tuple, cst.Set)):
             element_keys = _literal_element_keys(inner)
-        elif key_of(inner) is not None:
-            elements_of = key_of(inner)
-        # ``for name, m in d.items()`` binds the element to the last name of the tuple.
+        else:
+            elements_of = key_of(inner) or _indices_of(inner)  # ``for k in d``, ``for i in range(len(d))``
+        # ``for name, m in d.items()`` binds the element to the last name of the tuple, and
+        # ``name`` to each key of ``d`` (so that ``d[name]`` is each element).
         element_target = target
         if isinstance(target, (cst.Tuple, cst.List)) and target.elements:
             for el in target.elements[:-1]:
-                self.assign(el.value, None)
+                if len(target.elements) == 2 and isinstance(el.value, cst.Name) and elements_of \
+                        and _is_items_call(inner):
+                    self.result.assigned.add(el.value.value)
+                    self.emit(Bind(self.step, el.value, el.value.value, ValueKind.ALIAS, elements_of=elements_of))
+                else:
+                    self.assign(el.value, None)
             element_target = target.elements[-1].value
         key = key_of(element_target)
         if key is None:
@@ -807,6 +814,20 @@ def _evaluation_order(node: cst.CSTNode) -> list[cst.Call | cst.CompFor]:
 
     visit(node)
     return found
+
+
+def _is_items_call(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "items"
+
+
+def _indices_of(node: cst.BaseExpression) -> str | None:
+    """The key of ``d`` in ``range(len(d))``: a loop over its indices."""
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "range" \
+            and len(node.args) == 1 and isinstance(node.args[0].value, cst.Call):
+        inner = node.args[0].value
+        if isinstance(inner.func, cst.Name) and inner.func.value == "len" and len(inner.args) == 1:
+            return key_of(inner.args[0].value)
+    return None
 
 
 def _names_in(node: cst.BaseExpression) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from evallint.analysis.keys import head, is_within, rebase
+from evallint.analysis.keys import element_key, head, is_within, rebase, variable_index
 from evallint.analysis.ops import Mode, Op
 
 if TYPE_CHECKING:
@@ -112,26 +112,70 @@ class Part:
         """The tracked keys that an operation on ``key`` applies to."""
         resolved = self.canonical(key)
         if isinstance(resolved, str):
+            indexed = variable_index(resolved)
+            if indexed is not None and self.ranges_over(indexed[1], indexed[0]):
+                return self.elements(indexed[0])  # ``for k in d: d[k]``
             return [resolved]
         if resolved.keys:
             return [self.canonical_str(k) for k in resolved.keys]
-        container = self.canonical_str(resolved.container or "")
-        within = [k for k in self.modes if is_within(k, container)]
-        return within + [f"{container}[*]"]
+        return self.elements(self.canonical_str(resolved.container or ""))
+
+    def elements(self, container: str) -> list[str]:
+        """The tracked keys within ``container``, and ``container[*]`` for the others."""
+        return [k for k in self.modes if is_within(k, container)] + [f"{container}[*]"]
+
+    def ranges_over(self, index: str, container: str) -> bool:
+        """Is ``index`` a loop variable over the keys (or indices) of ``container``?"""
+        alias = self.aliases.get(index)
+        return isinstance(alias, Elements) and alias.container is not None \
+            and alias.container == self.canonical_str(container)
+
+    def some_element(self, key: str) -> str | None:
+        """The container of ``d[name]`` when ``name`` is not known to range over it."""
+        resolved = self.canonical_str(key)
+        indexed = variable_index(resolved)
+        return indexed[0] if indexed is not None and self.targets(key) == [resolved] else None
 
     def canonical_str(self, key: str) -> str:
         resolved = self.canonical(key)
         return resolved if isinstance(resolved, str) else key
 
+    def stored(self, target: str) -> frozenset[Fact]:
+        """The facts kept for ``target``; for an element not tracked by itself (``d['G']``), those
+        set on every element of its container (``d[*]``)."""
+        facts = self.modes.get(target)
+        if facts is None:
+            whole = element_key(target)
+            facts = self.modes.get(whole, ENTRY) if whole is not None else ENTRY
+        return facts
+
     def facts(self, key: str) -> frozenset[Fact]:
+        container = self.some_element(key)
+        if container is not None:
+            return self.shared_facts(container)
         found: frozenset[Fact] = frozenset()
         for target in self.targets(key):
-            found |= self.modes.get(target, ENTRY)
+            found |= self.stored(target)
         return found or ENTRY
+
+    def shared_facts(self, container: str) -> frozenset[Fact]:
+        """The facts of ``d[name]`` for an unknown ``name``: the modes every element shares
+        (with where they were set), unknown when the elements differ."""
+        whole = f"{container}[*]"
+        per_element = [self.stored(k) for k in self.modes if element_key(k) == whole] + [self.stored(whole)]
+        if len({frozenset(f.mode for f in facts) for facts in per_element}) > 1:
+            return frozenset({Fact(Mode.UNKNOWN)})
+        return frozenset().union(*per_element)
 
     def set_facts(self, key: str, facts: frozenset[Fact]) -> "Part":
         modes = dict(self.modes)
-        for target in self.targets(key):
+        container = self.some_element(key)
+        if container is not None:  # ``d[name].eval()``: which element is unknown
+            targets = self.elements(container)
+            facts = frozenset(Fact(Mode.UNKNOWN, f.origin) for f in facts)
+        else:
+            targets = self.targets(key)
+        for target in targets:
             modes[target] = facts
         return self.replace(modes=modes)
 
@@ -160,7 +204,7 @@ class Part:
 def join_parts(a: Part, b: Part) -> Part:
     modes: dict[str, frozenset[Fact]] = {}
     for key in a.modes.keys() | b.modes.keys():
-        modes[key] = a.modes.get(key, ENTRY) | b.modes.get(key, ENTRY)
+        modes[key] = a.stored(key) | b.stored(key)
     aliases = {k: v for k, v in a.aliases.items() if b.aliases.get(k) == v}
     captured = {k: a.captured[k] | b.captured[k] for k in a.captured.keys() & b.captured.keys()}
     optimizers: dict[str, tuple[str, ...] | None] = {}

@@ -79,7 +79,9 @@ for epoch in range(10):
 
     def check(self, ctx: RuleContext) -> Iterator[Diagnostic]:
         current = ctx.analysis.context
-        reported: set[int] = set()  # a hoisted ``model.train_start()`` serves several submodules
+        # one finding per hoisted call: ``model.train_start()`` or ``for k in d: d[k].train()``
+        # serves several models
+        reported: set[int] = set()
         for leak in eval_leaks(ctx.analysis):
             name = code_of(current, _receiver(leak))
             source = describe_origin(leak.evals[0], current)

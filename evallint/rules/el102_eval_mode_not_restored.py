@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from evallint.analysis.ops import Call, Mode, SetMode
-from evallint.analysis.summary import is_external_key, summarize
+from evallint.analysis.summary import summarize
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
@@ -125,7 +125,7 @@ def fit(model, opt, train_loader, val_loader, epochs):
                     origin = fact.origin
                     if fact.mode is not Mode.EVAL or origin is None or origin.via is not None \
                             or not isinstance(origin.op, SetMode) or id(origin.op) in reported \
-                            or not is_external_key(analysis, origin.op.key):
+                            or key not in analysis.targets(origin.op, origin.op.key):
                         continue
                     reported.add(id(origin.op))
                     yield ctx.diagnostic(

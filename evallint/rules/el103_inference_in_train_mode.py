@@ -98,23 +98,26 @@ def _train_mode_chosen_here(analysis, key: str, trains: list, op: Op) -> bool:
     instead of ``eval()`` is reported."""
     if not all(origin.via is None and isinstance(origin.op, SetMode) for origin in trains):
         return False
-    if key in analysis.trained_anywhere():
+    model = analysis.targets(op, key)  # ``model = self.model``: one model under two names
+    if model & analysis.trained_anywhere():
         return False
-    if _gradient_computation_on(analysis, key):
+    if _gradient_computation_on(analysis, model):
         return True
-    restores_eval = any(mode_op.key == key and mode_op.mode is Mode.EVAL and mode_op.step.order > op.step.order
+    restores_eval = any(mode_op.mode is Mode.EVAL and mode_op.step.order > op.step.order
+                        and model & analysis.targets(mode_op, mode_op.key)
                         for mode_op in analysis.ops_of(SetMode))
     return restores_eval or bool(torch_api.DELIBERATE_TRAIN_MODE.search(" ".join(identifiers(analysis))))
 
 
-def _gradient_computation_on(analysis, key: str) -> bool:
-    """Does the function backpropagate through a forward of ``key``, direct or through a helper
-    given the model (``logits = self._forward(model, x)``)? Then the train mode it set is for
-    that gradient computation (a training step whose optimizer steps elsewhere), and its other
-    passes belong to it."""
-    return any(analysis.feeds_gradient(op) for op in analysis.ops_of(Forward) if op.key == key) or any(
+def _gradient_computation_on(analysis, model: set[str]) -> bool:
+    """Does the function backpropagate through a forward of ``model`` (its tracked keys), direct
+    or through a helper given the model (``logits = self._forward(model, x)``)? Then the train
+    mode it set is for that gradient computation (a training step whose optimizer steps
+    elsewhere), and its other passes belong to it."""
+    return any(analysis.feeds_gradient(op) for op in analysis.ops_of(Forward)
+               if model & analysis.targets(op, op.key)) or any(
         analysis.feeds_gradient(op) for op in analysis.ops_of(Call)
-        if key in op.arguments.values() or op.receiver == key)
+        if any(model & analysis.targets(op, k) for k in (*op.arguments.values(), op.receiver) if k))
 
 
 def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
