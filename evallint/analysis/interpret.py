@@ -14,7 +14,7 @@ from typing import Iterator
 import libcst as cst
 
 from evallint.analysis import torch_api
-from evallint.analysis.keys import head, key_of
+from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction, Symbol
 from evallint.analysis.ops import (
     BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward,
@@ -51,14 +51,21 @@ class FunctionOps:
             yield from ops
 
 
-def function_ops(context: ModuleContext, graph: FunctionGraph) -> FunctionOps:
-    """The (cached) ops of ``graph``."""
-    cache_key = ("ops", graph)
+def function_ops(context: ModuleContext, graph: FunctionGraph,
+                 classes: dict[str, ProjectClass] | None = None) -> FunctionOps:
+    """The (cached) ops of ``graph``, where ``classes`` gives the project class of keys the caller
+    knows (``train(model)`` with ``model = VSE(opt)``: ``model.train_start()`` is VSE's)."""
+    cache_key = ("ops", graph, classes_key(classes))
     cached = context.cache.get(cache_key)
     if cached is None:
-        cached = _Interpreter(context, graph).run()
+        cached = _Interpreter(context, graph, classes or {}).run()
         context.cache[cache_key] = cached
     return cached  # type: ignore[return-value]
+
+
+def classes_key(classes: dict[str, ProjectClass] | None) -> tuple:
+    """A hashable form of class bindings, for cache keys."""
+    return tuple(sorted((key, cls.node) for key, cls in (classes or {}).items()))
 
 
 def literal_value(node: cst.BaseExpression) -> tuple[bool, object]:
@@ -79,13 +86,18 @@ def literal_value(node: cst.BaseExpression) -> tuple[bool, object]:
 
 
 class _Interpreter:
-    def __init__(self, context: ModuleContext, graph: FunctionGraph) -> None:
+    def __init__(self, context: ModuleContext, graph: FunctionGraph,
+                 classes: dict[str, ProjectClass] | None = None) -> None:
         self.context = context
         self.graph = graph
+        self.caller_classes = classes or {}
         self.cls = context.class_of_graph(graph)
         self.params = set(graph.param_names)
         self.module_loop_names: set[str] = set()
         self.local_classes: dict[str, Symbol] = {}
+        # ``self.<attr>`` keys the class's ``__init__`` builds from a project class: every method
+        # knows their classes.
+        self.init_keys: set[str] = set()
         self.optimizer_keys: set[str] = set()
         self.scheduler_keys: set[str] = set()
         self.not_models: set[str] = set()
@@ -121,15 +133,18 @@ class _Interpreter:
         if self.cls is not None:
             init = self.context.find_method(self.cls, "__init__")
             if init is not None and init.graph is not self.graph:
-                assignments += [(k, v, init.context) for k, v, _ in
-                                _Interpreter(init.context, init.graph).assignments_in(init.graph)
-                                if k.startswith("self.")]
+                from_init = [(k, v, init.context) for k, v, _ in
+                             _Interpreter(init.context, init.graph).assignments_in(init.graph)
+                             if k.startswith("self.")]
+                assignments += from_init
+                self.init_keys = {k for k, _, _ in from_init}
         # Closure variables: what enclosing functions bound them to (``train_op`` of ``main``).
         enclosing = []
         scope = self.graph.parent
         while scope is not None and not scope.is_module:
             enclosing += [(k, v, c) for k, v, c in self.assignments_in(scope) if k not in self.result.assigned]
             scope = scope.parent
+        constructions: list[tuple[str, ProjectClass, cst.Call]] = []
         for key, value, context in enclosing + assignments:
             base = _strip_self_returning(value)
             if not isinstance(base, cst.Call):
@@ -142,12 +157,11 @@ class _Interpreter:
             if (key, value, context) in enclosing:
                 continue
             if isinstance(symbol, ProjectClass):
-                self.local_classes[key] = symbol
-                if not context.may_be_module_class(symbol) or context.is_framework_managed(symbol):
-                    self.not_models.add(key)
-                elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
+                self.add_class(key, symbol)
+                if context.class_matches(symbol, frozenset(), "torch.optim.") and \
                         not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
                     self.optimizer_keys.add(key)  # the project's own Optimizer subclass
+                constructions.append((key, symbol, base))
             elif _builds_optimizer(symbol, base, key):
                 self.optimizer_keys.add(key)  # ``op = optimtype(model.parameters(), lr=lr)``
             if isinstance(symbol, External):
@@ -159,6 +173,45 @@ class _Interpreter:
                 if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
                         or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.not_models.add(key)
+        self.init_keys &= self.local_classes.keys()
+        for key, cls in self.caller_classes.items():
+            if key not in self.result.assigned and key not in self.local_classes:
+                self.add_class(key, cls)
+        for key, cls, call in constructions:
+            self.injected_classes(key, cls, call)
+
+    def add_class(self, key: str, cls: ProjectClass) -> None:
+        """``key`` is an instance of the project class ``cls``."""
+        self.local_classes[key] = cls
+        if not cls.context.may_be_module_class(cls) or cls.context.is_framework_managed(cls):
+            self.not_models.add(key)
+
+    def injected_classes(self, key: str, cls: ProjectClass, call: cst.Call) -> None:
+        """``trainer = Trainer(model)`` whose ``__init__`` keeps ``self.model = model``:
+        ``trainer.model`` has the class of the argument (collaborators injected)."""
+        init = cls.context.find_method(cls, "__init__")
+        if init is None:
+            return
+        given: dict[str, ProjectClass] = {}
+        for name, arg, collected in _parameters_given(init, call, init.graph.param_names[1:]):
+            argument = None if collected else self.class_of(arg.value)
+            if argument is not None:
+                given[name] = argument
+        if not given:
+            return
+        for attribute, value, _ in _Interpreter(init.context, init.graph).assignments_in(init.graph):
+            if attribute.startswith("self.") and isinstance(value, cst.Name) and value.value in given:
+                self.local_classes.setdefault(rebase(attribute, "self", key), given[value.value])
+
+    def class_of(self, value: cst.BaseExpression) -> ProjectClass | None:
+        """The project class of an instance (``model``, or ``VSE(opt)`` itself), if known."""
+        key = key_of(value)
+        if key is not None:
+            return self.local_classes.get(key)  # type: ignore[return-value]
+        if isinstance(value, cst.Call):
+            symbol = self.resolve(value.func)
+            return symbol if isinstance(symbol, ProjectClass) else None
+        return None
 
     def find_flag_restores(self, assignments) -> None:
         """``was_training = m.training ... if was_training: m.train()``: that ``train()`` puts
@@ -626,25 +679,12 @@ class _Interpreter:
         bound = receiver is not None or _is_classmethod(target.graph.node)
         positional = names[1:] if is_method and bound else names
         op = Call(self.step, call, target, receiver=receiver)
-        star = target.graph.node.params.star_arg if isinstance(target.graph.node, cst.FunctionDef) else None
-        star_name = star.name.value if isinstance(star, cst.Param) else None
-        star_index = positional.index(star_name) if star_name in positional else len(positional)
-        index = 0
-        for arg in call.args:
-            if arg.star:
-                break
-            if arg.keyword is None and star_name is not None and index >= star_index:
+        for name, arg, collected in _parameters_given(target, call, positional):
+            if collected:
                 # ``def eval_mode(*nets)``: each further positional argument is an element of ``nets``.
                 key = key_of(arg.value)
                 if key is not None:
-                    op.element_arguments[star_name] = op.element_arguments.get(star_name, ()) + (key,)
-                continue
-            if arg.keyword is not None:
-                name = arg.keyword.value
-            elif index < len(positional):
-                name = positional[index]
-                index += 1
-            else:
+                    op.element_arguments[name] = op.element_arguments.get(name, ()) + (key,)
                 continue
             op.arguments[name] = key_of(arg.value)
             ok, literal = literal_value(arg.value)
@@ -654,7 +694,25 @@ class _Interpreter:
                 keys = tuple(k for k in (key_of(el.value) for el in arg.value.elements) if k)
                 if keys:
                     op.element_arguments[name] = keys
+        op.classes = self.classes_passed(op)
         return op
+
+    def classes_passed(self, op: Call) -> dict[str, ProjectClass]:
+        """The project classes this function knows of the callee's keys: of its parameters (and
+        their attributes), and of the attributes of the instance a method is called on."""
+        given = [(name, key) for name, key in op.arguments.items() if key is not None]
+        if op.receiver is not None:
+            given.append(("self", op.receiver))
+        passed: dict[str, ProjectClass] = {}
+        for name, argument in given:
+            for known, cls in self.local_classes.items():
+                if not isinstance(cls, ProjectClass) or (name == "self" and known == argument):
+                    continue  # the callee knows its own class
+                if argument == "self" and known in self.init_keys:
+                    continue  # ... and what its ``__init__`` assigns
+                if known == argument or is_within(known, argument):
+                    passed[rebase(known, argument, name)] = cls
+        return passed
 
 
 # Attributes that hold a mode flag: ``m.train(self.training)``, ``m.train(args.train_mode)``.
@@ -832,6 +890,27 @@ def _filtered_container(node: cst.BaseExpression) -> str | None:
             and node.for_in.target.value == node.elt.value:
         return key_of(node.for_in.iter)
     return None
+
+
+def _parameters_given(target: ProjectFunction, call: cst.Call,
+                      positional: list[str]) -> Iterator[tuple[str, cst.Arg, bool]]:
+    """(parameter, argument, collected) for the arguments of ``call`` up to the first ``*args``;
+    ``collected``: a further positional argument that a ``*name`` parameter collects."""
+    node = target.graph.node
+    star = node.params.star_arg if isinstance(node, cst.FunctionDef) else None
+    star_name = star.name.value if isinstance(star, cst.Param) else None
+    star_index = positional.index(star_name) if star_name in positional else len(positional)
+    index = 0
+    for arg in call.args:
+        if arg.star:
+            break
+        if arg.keyword is None and star_name is not None and index >= star_index:
+            yield star_name, arg, True
+        elif arg.keyword is not None:
+            yield arg.keyword.value, arg, False
+        elif index < len(positional):
+            yield positional[index], arg, False
+            index += 1
 
 
 def _is_classmethod(node: cst.CSTNode) -> bool:

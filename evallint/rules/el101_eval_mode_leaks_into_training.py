@@ -7,7 +7,7 @@ from typing import Iterator
 import libcst as cst
 
 from evallint.analysis.module import ModuleContext
-from evallint.analysis.ops import SetMode
+from evallint.analysis.ops import Op
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
@@ -105,7 +105,7 @@ def _receiver(leak):  # the training step expression, for the message
     return leak.step.node
 
 
-def _move_into_loop(current: ModuleContext, train: SetMode, leak) -> Fix | None:
+def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     """Delete the hoisted ``model.train()`` line and put it first in the innermost loop that
     holds both the training step and an ``.eval()`` but not the ``train()``. None when either
     place is not a plain line."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
-from evallint.analysis.ops import Backward, Mode, Op, SetMode
+from evallint.analysis.ops import Backward, Call, Mode, Op, SetMode
 from evallint.analysis.state import Origin
 from evallint.rules.helpers import known_origins, linted_functions, origins
 
@@ -19,7 +19,7 @@ class Leak:
     key: str
     step: Op
     evals: list[Origin]
-    hoisted: list[SetMode] = field(default_factory=list)  # train() calls that run only once
+    hoisted: list[Op] = field(default_factory=list)  # train() calls (or helpers) that run only once
 
 
 def eval_leaks(file: FileAnalysis) -> list[Leak]:
@@ -62,9 +62,10 @@ def _leaks_in(analysis: FunctionAnalysis) -> list[Leak]:
 
 
 def _is_hoisted(analysis: FunctionAnalysis, train: Origin, step: Op, evals: list[Origin]) -> bool:
-    """Is ``train`` a train() call outside a loop in which eval mode is set before ``step``?"""
-    if train.via is not None or train.context is not analysis.context or \
-            not isinstance(train.op, SetMode):
+    """Is ``train`` a train() call, or a call that sets train mode (``model.train_start()``),
+    outside a loop in which eval mode is set before ``step``?"""
+    direct = isinstance(train.op, SetMode) and train.via is None
+    if train.context is not analysis.context or not (direct or isinstance(train.op, Call)):
         return False
     train_loops = set(train.op.step.loops)
     step_loops = set(step.step.loops)
