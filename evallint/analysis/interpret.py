@@ -101,6 +101,8 @@ class _Interpreter:
         self.optimizer_keys: set[str] = set()
         self.scheduler_keys: set[str] = set()
         self.not_models: set[str] = set()
+        # Names bound to a class picked from a table of model classes (``MODEL_CLASSES[name]``).
+        self.picked_model_classes: dict[str, Symbol] = {}
         # Keys bound to a function that a project helper defined and returned.
         self.returned_functions: dict[str, ProjectFunction] = {}
         # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
@@ -173,12 +175,47 @@ class _Interpreter:
                 if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
                         or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.not_models.add(key)
+        self.find_picked_model_classes()
         self.init_keys &= self.local_classes.keys()
         for key, cls in self.caller_classes.items():
             if key not in self.result.assigned and key not in self.local_classes:
                 self.add_class(key, cls)
         for key, cls, call in constructions:
             self.injected_classes(key, cls, call)
+
+    def find_picked_model_classes(self) -> None:
+        """``model_class = MODEL_CLASSES[args.model_type]`` (or ``config_class, model_class, _ =
+        MODEL_CLASSES[...]`` over tuples) where every value of the table is a model class."""
+        for step in self.graph.steps():
+            node = step.node
+            if not (isinstance(node, cst.Assign) and len(node.targets) == 1
+                    and isinstance(node.value, cst.Subscript) and isinstance(node.value.value, cst.Name)):
+                continue
+            rows = self.table_values(node.value.value.value)
+            target = node.targets[0].target
+            names = [el.value for el in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
+            for position, name in enumerate(names):
+                if not isinstance(name, cst.Name):
+                    continue
+                column = [row if not isinstance(target, (cst.Tuple, cst.List)) else
+                          row.elements[position].value if isinstance(row, cst.Tuple)
+                          and len(row.elements) == len(names) else None for row in rows]
+                symbols = [self.resolve(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
+                           for value in column]
+                if symbols and all(_is_model_class(self.context, symbol) for symbol in symbols):
+                    self.picked_model_classes[name.value] = symbols[0]  # type: ignore[assignment]
+
+    def table_values(self, name: str) -> list[cst.BaseExpression]:
+        """The values of the dict literal that ``name`` is bound to (in the function, or else at
+        module level), if it is bound once."""
+        module = next(graph for graph in self.context.graphs if graph.is_module)
+        for graph in (self.graph, module):
+            values = [value for key, value, _ in self.assignments_in(graph) if key == name]
+            if values:
+                if len(values) == 1 and isinstance(values[0], cst.Dict):
+                    return [el.value for el in values[0].elements if isinstance(el, cst.DictElement)]
+                return []
+        return []
 
     def add_class(self, key: str, cls: ProjectClass) -> None:
         """``key`` is an instance of the project class ``cls``."""
@@ -437,7 +474,10 @@ class _Interpreter:
     def bind_call(self, target: cst.CSTNode, key: str, call: cst.Call) -> Bind:
         func = call.func
         from_pretrained = isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained"
-        symbol = self.context.resolve(func.value if from_pretrained else func)  # type: ignore[union-attr]
+        owner = func.value if from_pretrained else func  # type: ignore[union-attr]
+        symbol = self.context.resolve(owner)
+        if symbol is None and isinstance(owner, cst.Name):
+            symbol = self.picked_model_classes.get(owner.value)
         calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
         if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``, or a project
             # class's own ``from_pretrained``: analysed from its definition
@@ -488,16 +528,10 @@ class _Interpreter:
 
     def bind_pretrained(self, target: cst.CSTNode, key: str, owner: Symbol | None,
                         call: cst.Call) -> Bind:
-        if isinstance(owner, ProjectClass):
-            is_model = self.context.is_module_class(owner)
-            name = owner.qualname
-        elif isinstance(owner, External):
-            name = torch_api.last_part(owner.qualified)
-            is_model = bool(torch_api.PRETRAINED_MODEL_CLASS.search(name)) and \
-                not torch_api.PRETRAINED_NOT_MODEL.search(name)
-        else:
+        if not isinstance(owner, (ProjectClass, External)):
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
-        if is_model:
+        if _is_model_class(self.context, owner):
+            name = owner.qualname if isinstance(owner, ProjectClass) else torch_api.last_part(owner.qualified)
             return Bind(self.step, call, key, ValueKind.FRESH, Mode.EVAL, model_class=name)
         return Bind(self.step, target, key, ValueKind.NOT_MODEL)
 
@@ -530,6 +564,9 @@ class _Interpreter:
         if isinstance(symbol, External):
             self.external_call(call, symbol.qualified)
             return
+        if symbol is None and isinstance(func, cst.Name) and func.value in self.params \
+                and self.possible_forward(call, func.value):
+            return  # ``loss_fn(model, batch)`` with a callback parameter
         if symbol is None:
             key = key_of(func)
             if key in self.returned_functions:  # ``train_op()``: runs the returned closure
@@ -671,6 +708,21 @@ class _Interpreter:
             key = key_of(model) if model is not None else None
             if key is not None:
                 self.emit(Export(self.step, call, key, qualified, _requests_eval(call)))
+        elif not qualified.startswith(torch_api.KNOWN_LIBRARIES):
+            self.possible_forward(call, torch_api.last_part(qualified))
+
+    def possible_forward(self, call: cst.Call, name: str) -> bool:
+        """``get_loss(model, batch)``: a callable the engine cannot see, named for computing
+        outputs, may run the model given first; that is a forward of the model (never of the
+        callable). True if one was emitted."""
+        if not torch_api.OUTPUT_CALLABLE_NAME.search(name):
+            return False
+        model = _first_argument(call, "model", "net", "module")
+        key = key_of(model) if model is not None else None
+        if key is None or key in self.not_models:
+            return False
+        self.emit(Forward(self.step, call, key))
+        return True
 
     def project_call(self, call: cst.Call, target: ProjectFunction, receiver: str | None) -> Call:
         names = target.graph.param_names
@@ -890,6 +942,17 @@ def _filtered_container(node: cst.BaseExpression) -> str | None:
             and node.for_in.target.value == node.elt.value:
         return key_of(node.for_in.iter)
     return None
+
+
+def _is_model_class(context: ModuleContext, symbol: Symbol | None) -> bool:
+    """Is ``symbol`` a model class: a project nn.Module, or a pretrained model class by name?"""
+    if isinstance(symbol, ProjectClass):
+        return context.is_module_class(symbol)
+    if isinstance(symbol, External):
+        name = torch_api.last_part(symbol.qualified)
+        return bool(torch_api.PRETRAINED_MODEL_CLASS.search(name)) and \
+            not torch_api.PRETRAINED_NOT_MODEL.search(name)
+    return False
 
 
 def _parameters_given(target: ProjectFunction, call: cst.Call,
