@@ -12,7 +12,7 @@ import libcst as cst
 
 from evallint.analysis.entry_modes import attribute_entry_modes, imported_modes
 from evallint.analysis.grad import GradEffect, lexical_grad
-from evallint.analysis.interpret import RETURN_KEY, FunctionOps, function_ops, literal_value
+from evallint.analysis.interpret import RETURN_KEY, FunctionOps, classes_key, function_ops, literal_value
 from evallint.analysis import torch_api
 from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import ProjectClass, ProjectFunction
@@ -56,10 +56,11 @@ class FunctionAnalysis:
     """Dataflow results for one function (for one set of literal arguments)."""
 
     def __init__(self, context: "ModuleContext", graph: FunctionGraph,
-                 bindings: dict[str, object] | None = None) -> None:
+                 bindings: dict[str, object] | None = None,
+                 classes: dict[str, ProjectClass] | None = None) -> None:
         self.context = context
         self.graph = graph
-        self.ops: FunctionOps = function_ops(context, graph)
+        self.ops: FunctionOps = function_ops(context, graph, classes)
         self.bindings = bindings or {}
         self.op_parts: dict[Op, tuple[Part, ...]] = {}
         self.exit_parts: tuple[Part, ...] = ()
@@ -367,7 +368,7 @@ class FunctionAnalysis:
 
         if op not in self.summaries:
             literals = {k: v for k, v in op.literals.items()}
-            summary = summarize(op.function.context, op.function.graph, literals)
+            summary = summarize(op.function.context, op.function.graph, literals, op.classes)
             if summary is None:
                 return None
             self.summaries[op] = summary
@@ -679,11 +680,12 @@ def _same(a: FlowState, b: FlowState) -> bool:
 
 
 def analyze_function(context: "ModuleContext", graph: FunctionGraph,
-                     bindings: dict[str, object] | None = None) -> FunctionAnalysis:
-    """The (cached) dataflow results of ``graph`` for the given literal arguments."""
-    cache_key = ("analysis", graph, tuple(sorted((bindings or {}).items(), key=repr)))
+                     bindings: dict[str, object] | None = None,
+                     classes: dict[str, ProjectClass] | None = None) -> FunctionAnalysis:
+    """The (cached) dataflow results of ``graph`` for the given literal arguments and classes."""
+    cache_key = ("analysis", graph, tuple(sorted((bindings or {}).items(), key=repr)), classes_key(classes))
     cached = context.cache.get(cache_key)
     if cached is None:
-        cached = FunctionAnalysis(context, graph, bindings).solve()
+        cached = FunctionAnalysis(context, graph, bindings, classes).solve()
         context.cache[cache_key] = cached
     return cached  # type: ignore[return-value]

@@ -15,7 +15,7 @@ import libcst as cst
 
 from evallint.analysis import torch_api
 from evallint.analysis.entry_modes import imported_modes
-from evallint.analysis.keys import head, key_of
+from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction, Symbol
 from evallint.analysis.ops import (
     BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward,
@@ -53,14 +53,21 @@ class FunctionOps:
             yield from ops
 
 
-def function_ops(context: ModuleContext, graph: FunctionGraph) -> FunctionOps:
-    """The (cached) ops of ``graph``."""
-    cache_key = ("ops", graph)
+def function_ops(context: ModuleContext, graph: FunctionGraph,
+                 classes: dict[str, ProjectClass] | None = None) -> FunctionOps:
+    """The (cached) ops of ``graph``, where ``classes`` gives the project class of keys the caller
+    knows (``train(model)`` with ``model = VSE(opt)``: ``model.train_start()`` is VSE's)."""
+    cache_key = ("ops", graph, classes_key(classes))
     cached = context.cache.get(cache_key)
     if cached is None:
-        cached = _Interpreter(context, graph).run()
+        cached = _Interpreter(context, graph, classes or {}).run()
         context.cache[cache_key] = cached
     return cached  # type: ignore[return-value]
+
+
+def classes_key(classes: dict[str, ProjectClass] | None) -> tuple:
+    """A hashable form of class bindings, for cache keys."""
+    return tuple(sorted((key, cls.node) for key, cls in (classes or {}).items()))
 
 
 def literal_value(node: cst.BaseExpression) -> tuple[bool, object]:
@@ -81,16 +88,23 @@ def literal_value(node: cst.BaseExpression) -> tuple[bool, object]:
 
 
 class _Interpreter:
-    def __init__(self, context: ModuleContext, graph: FunctionGraph) -> None:
+    def __init__(self, context: ModuleContext, graph: FunctionGraph,
+                 classes: dict[str, ProjectClass] | None = None) -> None:
         self.context = context
         self.graph = graph
+        self.caller_classes = classes or {}
         self.cls = context.class_of_graph(graph)
         self.params = set(graph.param_names)
         self.module_loop_names: set[str] = set()
         self.local_classes: dict[str, Symbol] = {}
+        # ``self.<attr>`` keys the class's ``__init__`` builds from a project class: every method
+        # knows their classes.
+        self.init_keys: set[str] = set()
         self.optimizer_keys: set[str] = set()
         self.scheduler_keys: set[str] = set()
         self.not_models: set[str] = set()
+        # Names bound to a class picked from a table of model classes (``MODEL_CLASSES[name]``).
+        self.picked_model_classes: dict[str, Symbol] = {}
         # Keys bound to a function that a project helper defined and returned.
         self.returned_functions: dict[str, ProjectFunction] = {}
         # Mode calls in ``if training: m.train() else: m.eval()`` on a parameter -> the test.
@@ -123,15 +137,18 @@ class _Interpreter:
         if self.cls is not None:
             init = self.context.find_method(self.cls, "__init__")
             if init is not None and init.graph is not self.graph:
-                assignments += [(k, v, init.context) for k, v, _ in
-                                _Interpreter(init.context, init.graph).assignments_in(init.graph)
-                                if k.startswith("self.")]
+                from_init = [(k, v, init.context) for k, v, _ in
+                             _Interpreter(init.context, init.graph).assignments_in(init.graph)
+                             if k.startswith("self.")]
+                assignments += from_init
+                self.init_keys = {k for k, _, _ in from_init}
         # Closure variables: what enclosing functions bound them to (``train_op`` of ``main``).
         enclosing = []
         scope = self.graph.parent
         while scope is not None and not scope.is_module:
             enclosing += [(k, v, c) for k, v, c in self.assignments_in(scope) if k not in self.result.assigned]
             scope = scope.parent
+        constructions: list[tuple[str, ProjectClass, cst.Call]] = []
         for key, value, context in enclosing + assignments:
             base = _strip_self_returning(value)
             if not isinstance(base, cst.Call):
@@ -144,12 +161,11 @@ class _Interpreter:
             if (key, value, context) in enclosing:
                 continue
             if isinstance(symbol, ProjectClass):
-                self.local_classes[key] = symbol
-                if not context.may_be_module_class(symbol) or context.is_framework_managed(symbol):
-                    self.not_models.add(key)
-                elif context.class_matches(symbol, frozenset(), "torch.optim.") and \
+                self.add_class(key, symbol)
+                if context.class_matches(symbol, frozenset(), "torch.optim.") and \
                         not context.class_matches(symbol, frozenset(), "torch.optim.lr_scheduler."):
                     self.optimizer_keys.add(key)  # the project's own Optimizer subclass
+                constructions.append((key, symbol, base))
             elif _builds_optimizer(symbol, base, key):
                 self.optimizer_keys.add(key)  # ``op = optimtype(model.parameters(), lr=lr)``
             if isinstance(symbol, External):
@@ -161,6 +177,80 @@ class _Interpreter:
                 if qualified in torch_api.GRAD_SCALERS or torch_api.FRAMEWORK_OBJECTS.match(qualified) \
                         or qualified.startswith(torch_api.SCHEDULER_PREFIXES):
                     self.not_models.add(key)
+        self.find_picked_model_classes()
+        self.init_keys &= self.local_classes.keys()
+        for key, cls in self.caller_classes.items():
+            if key not in self.result.assigned and key not in self.local_classes:
+                self.add_class(key, cls)
+        for key, cls, call in constructions:
+            self.injected_classes(key, cls, call)
+
+    def find_picked_model_classes(self) -> None:
+        """``model_class = MODEL_CLASSES[args.model_type]`` (or ``config_class, model_class, _ =
+        MODEL_CLASSES[...]`` over tuples) where every value of the table is a model class."""
+        for step in self.graph.steps():
+            node = step.node
+            if not (isinstance(node, cst.Assign) and len(node.targets) == 1
+                    and isinstance(node.value, cst.Subscript) and isinstance(node.value.value, cst.Name)):
+                continue
+            rows = self.table_values(node.value.value.value)
+            target = node.targets[0].target
+            names = [el.value for el in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
+            for position, name in enumerate(names):
+                if not isinstance(name, cst.Name):
+                    continue
+                column = [row if not isinstance(target, (cst.Tuple, cst.List)) else
+                          row.elements[position].value if isinstance(row, cst.Tuple)
+                          and len(row.elements) == len(names) else None for row in rows]
+                symbols = [self.resolve(value) if isinstance(value, (cst.Name, cst.Attribute)) else None
+                           for value in column]
+                if symbols and all(_is_model_class(self.context, symbol) for symbol in symbols):
+                    self.picked_model_classes[name.value] = symbols[0]  # type: ignore[assignment]
+
+    def table_values(self, name: str) -> list[cst.BaseExpression]:
+        """The values of the dict literal that ``name`` is bound to (in the function, or else at
+        module level), if it is bound once."""
+        module = next(graph for graph in self.context.graphs if graph.is_module)
+        for graph in (self.graph, module):
+            values = [value for key, value, _ in self.assignments_in(graph) if key == name]
+            if values:
+                if len(values) == 1 and isinstance(values[0], cst.Dict):
+                    return [el.value for el in values[0].elements if isinstance(el, cst.DictElement)]
+                return []
+        return []
+
+    def add_class(self, key: str, cls: ProjectClass) -> None:
+        """``key`` is an instance of the project class ``cls``."""
+        self.local_classes[key] = cls
+        if not cls.context.may_be_module_class(cls) or cls.context.is_framework_managed(cls):
+            self.not_models.add(key)
+
+    def injected_classes(self, key: str, cls: ProjectClass, call: cst.Call) -> None:
+        """``trainer = Trainer(model)`` whose ``__init__`` keeps ``self.model = model``:
+        ``trainer.model`` has the class of the argument (collaborators injected)."""
+        init = cls.context.find_method(cls, "__init__")
+        if init is None:
+            return
+        given: dict[str, ProjectClass] = {}
+        for name, arg, collected in _parameters_given(init, call, init.graph.param_names[1:]):
+            argument = None if collected else self.class_of(arg.value)
+            if argument is not None:
+                given[name] = argument
+        if not given:
+            return
+        for attribute, value, _ in _Interpreter(init.context, init.graph).assignments_in(init.graph):
+            if attribute.startswith("self.") and isinstance(value, cst.Name) and value.value in given:
+                self.local_classes.setdefault(rebase(attribute, "self", key), given[value.value])
+
+    def class_of(self, value: cst.BaseExpression) -> ProjectClass | None:
+        """The project class of an instance (``model``, or ``VSE(opt)`` itself), if known."""
+        key = key_of(value)
+        if key is not None:
+            return self.local_classes.get(key)  # type: ignore[return-value]
+        if isinstance(value, cst.Call):
+            symbol = self.resolve(value.func)
+            return symbol if isinstance(symbol, ProjectClass) else None
+        return None
 
     def find_flag_restores(self, assignments) -> None:
         """``was_training = m.training ... if was_training: m.train()``: that ``train()`` puts
@@ -411,7 +501,10 @@ class _Interpreter:
     def bind_call(self, target: cst.CSTNode, key: str, call: cst.Call) -> Bind:
         func = call.func
         from_pretrained = isinstance(func, cst.Attribute) and func.attr.value == "from_pretrained"
-        symbol = self.context.resolve(func.value if from_pretrained else func)  # type: ignore[union-attr]
+        owner = func.value if from_pretrained else func  # type: ignore[union-attr]
+        symbol = self.context.resolve(owner)
+        if symbol is None and isinstance(owner, cst.Name):
+            symbol = self.picked_model_classes.get(owner.value)
         calls = [op for op in self.current if isinstance(op, Call) and op.node is call]
         if calls:  # a project function or method, e.g. ``self._make_layers(cfg)``, or a project
             # class's own ``from_pretrained``: analysed from its definition
@@ -462,16 +555,10 @@ class _Interpreter:
 
     def bind_pretrained(self, target: cst.CSTNode, key: str, owner: Symbol | None,
                         call: cst.Call) -> Bind:
-        if isinstance(owner, ProjectClass):
-            is_model = self.context.is_module_class(owner)
-            name = owner.qualname
-        elif isinstance(owner, External):
-            name = torch_api.last_part(owner.qualified)
-            is_model = bool(torch_api.PRETRAINED_MODEL_CLASS.search(name)) and \
-                not torch_api.PRETRAINED_NOT_MODEL.search(name)
-        else:
+        if not isinstance(owner, (ProjectClass, External)):
             return Bind(self.step, target, key, ValueKind.UNKNOWN)
-        if is_model:
+        if _is_model_class(self.context, owner):
+            name = owner.qualname if isinstance(owner, ProjectClass) else torch_api.last_part(owner.qualified)
             return Bind(self.step, call, key, ValueKind.FRESH, Mode.EVAL, model_class=name)
         return Bind(self.step, target, key, ValueKind.NOT_MODEL)
 
@@ -504,6 +591,9 @@ class _Interpreter:
         if isinstance(symbol, External):
             self.external_call(call, symbol.qualified)
             return
+        if symbol is None and isinstance(func, cst.Name) and func.value in self.params \
+                and self.possible_forward(call, func.value):
+            return  # ``loss_fn(model, batch)`` with a callback parameter
         if symbol is None:
             key = key_of(func)
             if key in self.returned_functions:  # ``train_op()``: runs the returned closure
@@ -651,6 +741,21 @@ class _Interpreter:
             key = key_of(model) if model is not None else None
             if key is not None:
                 self.emit(Export(self.step, call, key, qualified, _requests_eval(call)))
+        elif not qualified.startswith(torch_api.KNOWN_LIBRARIES):
+            self.possible_forward(call, torch_api.last_part(qualified))
+
+    def possible_forward(self, call: cst.Call, name: str) -> bool:
+        """``get_loss(model, batch)``: a callable the engine cannot see, named for computing
+        outputs, may run the model given first; that is a forward of the model (never of the
+        callable). True if one was emitted."""
+        if not torch_api.OUTPUT_CALLABLE_NAME.search(name):
+            return False
+        model = _first_argument(call, "model", "net", "module")
+        key = key_of(model) if model is not None else None
+        if key is None or key in self.not_models:
+            return False
+        self.emit(Forward(self.step, call, key))
+        return True
 
     def project_call(self, call: cst.Call, target: ProjectFunction, receiver: str | None) -> Call:
         names = target.graph.param_names
@@ -659,25 +764,12 @@ class _Interpreter:
         bound = receiver is not None or _is_classmethod(target.graph.node)
         positional = names[1:] if is_method and bound else names
         op = Call(self.step, call, target, receiver=receiver)
-        star = target.graph.node.params.star_arg if isinstance(target.graph.node, cst.FunctionDef) else None
-        star_name = star.name.value if isinstance(star, cst.Param) else None
-        star_index = positional.index(star_name) if star_name in positional else len(positional)
-        index = 0
-        for arg in call.args:
-            if arg.star:
-                break
-            if arg.keyword is None and star_name is not None and index >= star_index:
+        for name, arg, collected in _parameters_given(target, call, positional):
+            if collected:
                 # ``def eval_mode(*nets)``: each further positional argument is an element of ``nets``.
                 key = key_of(arg.value)
                 if key is not None:
-                    op.element_arguments[star_name] = op.element_arguments.get(star_name, ()) + (key,)
-                continue
-            if arg.keyword is not None:
-                name = arg.keyword.value
-            elif index < len(positional):
-                name = positional[index]
-                index += 1
-            else:
+                    op.element_arguments[name] = op.element_arguments.get(name, ()) + (key,)
                 continue
             op.arguments[name] = key_of(arg.value)
             ok, literal = literal_value(arg.value)
@@ -687,7 +779,25 @@ class _Interpreter:
                 keys = tuple(k for k in (key_of(el.value) for el in arg.value.elements) if k)
                 if keys:
                     op.element_arguments[name] = keys
+        op.classes = self.classes_passed(op)
         return op
+
+    def classes_passed(self, op: Call) -> dict[str, ProjectClass]:
+        """The project classes this function knows of the callee's keys: of its parameters (and
+        their attributes), and of the attributes of the instance a method is called on."""
+        given = [(name, key) for name, key in op.arguments.items() if key is not None]
+        if op.receiver is not None:
+            given.append(("self", op.receiver))
+        passed: dict[str, ProjectClass] = {}
+        for name, argument in given:
+            for known, cls in self.local_classes.items():
+                if not isinstance(cls, ProjectClass) or (name == "self" and known == argument):
+                    continue  # the callee knows its own class
+                if argument == "self" and known in self.init_keys:
+                    continue  # ... and what its ``__init__`` assigns
+                if known == argument or is_within(known, argument):
+                    passed[rebase(known, argument, name)] = cls
+        return passed
 
 
 # Attributes that hold a mode flag: ``m.train(self.training)``, ``m.train(args.train_mode)``.
@@ -882,6 +992,38 @@ def _filtered_container(node: cst.BaseExpression) -> str | None:
             and node.for_in.target.value == node.elt.value:
         return key_of(node.for_in.iter)
     return None
+
+
+def _is_model_class(context: ModuleContext, symbol: Symbol | None) -> bool:
+    """Is ``symbol`` a model class: a project nn.Module, or a pretrained model class by name?"""
+    if isinstance(symbol, ProjectClass):
+        return context.is_module_class(symbol)
+    if isinstance(symbol, External):
+        name = torch_api.last_part(symbol.qualified)
+        return bool(torch_api.PRETRAINED_MODEL_CLASS.search(name)) and \
+            not torch_api.PRETRAINED_NOT_MODEL.search(name)
+    return False
+
+
+def _parameters_given(target: ProjectFunction, call: cst.Call,
+                      positional: list[str]) -> Iterator[tuple[str, cst.Arg, bool]]:
+    """(parameter, argument, collected) for the arguments of ``call`` up to the first ``*args``;
+    ``collected``: a further positional argument that a ``*name`` parameter collects."""
+    node = target.graph.node
+    star = node.params.star_arg if isinstance(node, cst.FunctionDef) else None
+    star_name = star.name.value if isinstance(star, cst.Param) else None
+    star_index = positional.index(star_name) if star_name in positional else len(positional)
+    index = 0
+    for arg in call.args:
+        if arg.star:
+            break
+        if arg.keyword is None and star_name is not None and index >= star_index:
+            yield star_name, arg, True
+        elif arg.keyword is not None:
+            yield arg.keyword.value, arg, False
+        elif index < len(positional):
+            yield positional[index], arg, False
+            index += 1
 
 
 def _is_classmethod(node: cst.CSTNode) -> bool:

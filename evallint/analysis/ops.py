@@ -16,7 +16,7 @@ import libcst as cst
 from evallint.frontend.cfg import Step
 
 if TYPE_CHECKING:
-    from evallint.analysis.module import ModuleContext, ProjectFunction
+    from evallint.analysis.module import ModuleContext, ProjectClass, ProjectFunction
 
 
 class Mode(Enum):
@@ -156,6 +156,8 @@ class Call(Op):
     # ``with cm(model):`` of a ``@contextmanager`` generator: "enter" runs it up to its
     # ``yield``, "exit" (after the with body) the rest; a plain call runs all of it.
     phase: str = "call"
+    # Project classes of the callee's keys known here (``train(model)``, ``model = VSE(opt)``).
+    classes: dict[str, "ProjectClass"] = field(default_factory=dict)
 
 
 @dataclass(eq=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from evallint.analysis.dataflow import FunctionAnalysis, analyze_function
-from evallint.analysis.interpret import RETURN_KEY
+from evallint.analysis.interpret import RETURN_KEY, classes_key
 from evallint.analysis.keys import head, is_within
 from evallint.analysis.ops import Export, Forward, Mode, SetMode, Yield
 from evallint.analysis.state import ENTRY, Fact, Grad
@@ -46,12 +46,13 @@ class Summary:
 _IN_PROGRESS = object()
 
 
-def summarize(context: "ModuleContext", graph: FunctionGraph,
-              literals: dict[str, object]) -> Summary | None:
-    """The summary of ``graph`` for these literal arguments; None while it is being computed."""
+def summarize(context: "ModuleContext", graph: FunctionGraph, literals: dict[str, object],
+              classes: dict[str, "ProjectClass"] | None = None) -> Summary | None:
+    """The summary of ``graph`` for these literal arguments and classes of its keys (see
+    ``function_ops``); None while it is being computed."""
     relevant = _literal_parameters(context, graph)
     bindings = {name: value for name, value in literals.items() if name in relevant}
-    cache_key = ("summary", graph, tuple(sorted(bindings.items(), key=repr)))
+    cache_key = ("summary", graph, tuple(sorted(bindings.items(), key=repr)), classes_key(classes))
     cached = context.cache.get(cache_key)
     if cached is _IN_PROGRESS:
         return None
@@ -59,7 +60,7 @@ def summarize(context: "ModuleContext", graph: FunctionGraph,
         return cached  # type: ignore[return-value]
     context.cache[cache_key] = _IN_PROGRESS
     try:
-        summary = _build(analyze_function(context, graph, bindings))
+        summary = _build(analyze_function(context, graph, bindings, classes))
     finally:
         context.cache.pop(cache_key, None)
     context.cache[cache_key] = summary

@@ -17,6 +17,16 @@ AUTOGRAD_GRAD = frozenset({"torch.autograd.grad", "torch.autograd.functional.jac
                            "torch.func.vjp", "torch.func.jacrev", "torch.func.jacfwd"})
 AUTOGRAD_BACKWARD = frozenset({"torch.autograd.backward", "torch.distributed.autograd.backward"})
 
+# Callables the engine cannot see (imported from a library, or a callback parameter) that,
+# by their name, run the model given to them for its outputs: ``get_loss(model, batch)``,
+# ``forward_fn(model, x)``, ``pgd_attack(model, x, y)``. (Not ``evaluate``/``predict``, which may
+# set the mode themselves, nor ``summary``, ``save``, ``count_parameters``...)
+OUTPUT_CALLABLE_NAME = re.compile(
+    r"loss|forward|logit|attack|(compute|calc|get|run)_?\w*(output|pred|score)", re.IGNORECASE)
+# Libraries whose calls are never such a forward: known here by name, or managing modes themselves.
+KNOWN_LIBRARIES = ("torch.", "torchvision.", "transformers.", "pytorch_lightning.", "lightning.",
+                   "accelerate.", "ignite.", "copy.", "numpy.", "sklearn.")
+
 # Methods of modules, optimizers and tensors that are never a forward call of a submodule.
 NOT_FORWARD_METHODS = frozenset({
     "parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children",
