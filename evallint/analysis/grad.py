@@ -35,12 +35,20 @@ TRANSPARENT_DECORATORS = frozenset({
 
 def lexical_grad(context: "ModuleContext", region: Region | None,
                  graph: FunctionGraph) -> tuple[Region | None, GradEffect] | None:
-    """The innermost region that decides the grad state, and its effect; None when none does."""
+    """The innermost region that decides the grad state, and its effect; None when none does.
+    An opaque ``with ctx:`` leaves it unknown, unless an enclosing region disables grad (in a
+    no-grad function, ``with ctx:`` is far more often an autocast or a hook guard than an
+    ``enable_grad``)."""
+    opaque: tuple[Region, GradEffect] | None = None
     while region is not None:
         effect = region_effect(context, region, graph)
-        if effect is not None:
-            return region, effect
+        if effect is GradEffect.UNKNOWN and _is_opaque(context, region):
+            opaque = opaque or (region, effect)
+        elif effect is not None:
+            return (region, effect) if opaque is None or effect is GradEffect.DISABLED else opaque
         region = region.parent
+    if opaque is not None:
+        return opaque
     if _is_lightning_hook(context, graph):
         return None, GradEffect.UNKNOWN
     return None
@@ -111,6 +119,13 @@ def _item_effect(context: "ModuleContext", item: cst.BaseExpression, is_decorato
     if isinstance(item, cst.Name) or (isinstance(item, cst.Attribute) and symbol is None):
         return GradEffect.UNKNOWN  # ``with ctx:``, ``with self._ctx:``: may be a no-grad context
     return None
+
+
+def _is_opaque(context: "ModuleContext", region: Region) -> bool:
+    """``with ctx:`` or ``with self._ctx:``: every item a bare name or unresolved attribute."""
+    return not region.is_decorator and all(
+        isinstance(item, cst.Name) and context.resolve(item) is None
+        or isinstance(item, cst.Attribute) and context.resolve(item) is None for item in region.items)
 
 
 def _literal_arguments(call: cst.Call, function: ProjectFunction) -> dict[str, object]:
