@@ -37,20 +37,23 @@ def file_hash(path: Path) -> str | None:
 
 
 class ResultCache:
-    """Entries keyed by (evallint version, settings fingerprint, path, content hash)."""
+    """Entries keyed by (evallint version, settings fingerprint, path, project root, content hash).
+
+    The root is the one the file's imports were resolved from: the same path linted from another
+    argument (``check proj/`` then ``check proj/runners/`` without a root marker) can have another."""
 
     def __init__(self, root: Path, fingerprint: str) -> None:
         self.folder = root / CACHE_FOLDER / __version__
         self.fingerprint = fingerprint
 
-    def _entry(self, path: str, digest: str) -> Path:
-        key = content_hash(f"{self.fingerprint}\0{path}\0{digest}".encode())
+    def _entry(self, path: str, digest: str, root: str) -> Path:
+        key = content_hash(f"{self.fingerprint}\0{path}\0{root}\0{digest}".encode())
         return self.folder / key[:2] / f"{key}.json"
 
-    def load(self, path: str, digest: str) -> list[Diagnostic] | None:
+    def load(self, path: str, digest: str, root: str = "") -> list[Diagnostic] | None:
         """The cached findings, or None when absent or a dependency changed."""
         try:
-            entry = json.loads(self._entry(path, digest).read_text(encoding="utf-8"))
+            entry = json.loads(self._entry(path, digest, root).read_text(encoding="utf-8"))
             for dependency, expected in entry["dependencies"].items():
                 if file_hash(Path(dependency)) != expected:
                     return None
@@ -59,9 +62,9 @@ class ResultCache:
             return None  # absent, or damaged: a miss
 
     def store(self, path: str, digest: str, diagnostics: list[Diagnostic],
-              dependencies: dict[str, str | None]) -> None:
+              dependencies: dict[str, str | None], root: str = "") -> None:
         """Write an entry atomically; a cache that cannot be written is silently skipped."""
-        target = self._entry(path, digest)
+        target = self._entry(path, digest, root)
         payload = {"dependencies": dependencies,
                    "diagnostics": [diagnostic_to_dict(d) for d in diagnostics]}
         try:

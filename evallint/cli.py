@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from evallint import __version__
-from evallint.analysis.project import Project, find_root
+from evallint.analysis.project import Project, RootFinder
 from evallint.cache import ResultCache
 from evallint.config import ConfigError, load_config, split_codes
 from evallint.diagnostics import Diagnostic
@@ -26,7 +27,7 @@ from evallint.reporters.context import ReportContext
 from evallint.reporters.statistics import write_statistics
 from evallint.rule_docs import default_label, fix_label, rule_markdown
 from evallint.rules import all_rules, rule_by_code, rule_by_name
-from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets
+from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets, project_for
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 # A progress bar (on stderr, when it is a terminal) only for runs this large.
@@ -104,14 +105,14 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
             text = decode(sys.stdin.buffer.read())
         except UnicodeDecodeError as error:
             raise UsageFailure(f"standard input is not UTF-8: {error}") from error
-        targets = [Target(name, file, text)]
-        root = find_root([file.parent])
+        targets = [Target(name, file, text, root=RootFinder().root_of(file))]
     else:
         excluder = Excluder.from_patterns(config.root, config.exclude)
-        targets = [Target(str(path), path) for path in discover(given, excluder)]
-        root = find_root(given)
+        # Each file's own project root (for its imports): never depends on the other paths given.
+        roots = RootFinder(given)
+        targets = [Target(str(path), path, root=roots.root_of(path)) for path in discover(given, excluder)]
     use_cache = not (no_cache or from_stdin)
-    options = LintOptions(root=root, codes=tuple(rule.code for rule in rules),
+    options = LintOptions(codes=tuple(rule.code for rule in rules),
                           settings=config.settings, config_root=config.root,
                           per_file_ignores=tuple(config.per_file_ignores.items()))
     cache = ResultCache(config.root, _fingerprint(options)) if use_cache else None
@@ -141,10 +142,12 @@ def _stderr_is_terminal() -> bool:
 
 
 def _fingerprint(options: LintOptions) -> str:
-    """What besides a file's content decides its findings; part of every cache key."""
+    """What besides a file's content (and its project root, see ``ResultCache``) decides its
+    findings; part of every cache key."""
     # The working folder too: related locations in imported files are shown relative to it.
-    settings = (options.settings.strict_restore, tuple(sorted(options.settings.model_names)))
-    text = repr((options.codes, settings, options.per_file_ignores, str(options.root), os.getcwd()))
+    settings = (options.settings.strict_restore, tuple(sorted(options.settings.model_names)),
+                options.settings.strict_test_code)
+    text = repr((options.codes, settings, options.per_file_ignores, os.getcwd()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -170,7 +173,7 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
     remaining: list[Diagnostic] = []
     diffs: list[str] = []
     fixed = 0
-    project = Project(options.root)  # re-parses only the files whose text the fixes changed
+    projects: dict[Path, Project] = {}  # re-parse only the files whose text the fixes changed
     for target in targets:
         found = by_path.pop(target.path, [])
         if target.is_notebook or not any(d.fix for d in found):
@@ -187,7 +190,8 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
                 break
             fixed += len(result.applied)
             text = result.text
-            found = lint_target(Target(target.path, target.file, text), project, options).diagnostics
+            relinted = replace(target, text=text)
+            found = lint_target(relinted, project_for(projects, relinted), options).diagnostics
         remaining.extend(found)
         if text == original:
             if from_stdin and write:

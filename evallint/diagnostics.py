@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from enum import Enum
+
+
+def other_file_path(path: str) -> str:
+    """How a location in a file other than the linted one is shown: relative to the working folder
+    when below it, else absolute. The same whether the analysis reached the file by absolute path
+    (an import) or by the path given for it (a file also linted in this run), so that a file's
+    findings do not depend on the other paths linted."""
+    absolute = os.path.abspath(path)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive
+        return absolute
+    return absolute if relative == os.pardir or relative.startswith(os.pardir + os.sep) else relative
 
 
 class Severity(str, Enum):

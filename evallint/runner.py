@@ -1,7 +1,9 @@
 """Run the linter over many files: cache look-ups, worker processes, noqa, per-file ignores.
 
-Each worker process keeps one ``Project``, so a helper module imported by several linted files
-is parsed and summarised once per worker. Files are handed out folder by folder for that reason.
+Each file's imports are resolved from its own project root (``Target.root``, see
+``analysis.project.RootFinder``). Each process keeps one ``Project`` per root, so a helper module
+imported by several linted files is parsed and summarised once per worker; files with different roots
+never share one. Files are handed out root by root and folder by folder for that reason.
 """
 
 from __future__ import annotations
@@ -9,16 +11,16 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import pathspec
 
 from evallint import noqa
-from evallint.analysis.project import Project
+from evallint.analysis.project import Project, find_root
 from evallint.cache import ResultCache, content_hash, file_hash
-from evallint.diagnostics import Diagnostic, Span
+from evallint.diagnostics import Diagnostic, Span, other_file_path
 from evallint.linter import decode, internal_error, lint_source, meta_diagnostic
 from evallint.notebooks import NotebookError, extract
 from evallint.rules import rule_by_code
@@ -31,11 +33,18 @@ PARALLEL_THRESHOLD = 8
 @dataclass(frozen=True)
 class Target:
     """One file to lint: ``path`` as shown, ``file`` on disk (for imports), ``text`` if given
-    (standard input) instead of read from ``file``."""
+    (standard input) instead of read from ``file``, ``root`` the project root its imports are
+    resolved from (the command line sets it; else the nearest marker above ``file``, or its
+    folder)."""
 
     path: str
     file: Path
     text: str | None = None
+    root: Path | None = None
+
+    @cached_property
+    def project_root(self) -> Path:
+        return (self.root or find_root(self.file)).resolve()
 
     @property
     def is_notebook(self) -> bool:
@@ -44,10 +53,9 @@ class Target:
 
 @dataclass(frozen=True)
 class LintOptions:
-    """What every worker needs; plain data so that it pickles. ``root`` is the project root for
-    imports; ``per_file_ignores`` globs are relative to ``config_root``."""
+    """What every worker needs; plain data so that it pickles. ``per_file_ignores`` globs are
+    relative to ``config_root`` (without one, to each file's project root)."""
 
-    root: Path
     codes: tuple[str, ...]
     config_root: Path | None = None
     settings: RuleSettings = RuleSettings()
@@ -112,18 +120,11 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
 
 
 def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
-    """Related locations in imported files are found by absolute path; show them relative to the
-    working folder when they are below it (the linted file keeps the path the user gave)."""
-    if not any(os.path.isabs(r.path) and r.path != diagnostic.path for r in diagnostic.related):
-        return diagnostic
-    related = []
-    for item in diagnostic.related:
-        if os.path.isabs(item.path) and item.path != diagnostic.path:
-            relative = os.path.relpath(item.path)
-            if not relative.startswith(".."):
-                item = replace(item, path=relative)
-        related.append(item)
-    return replace(diagnostic, related=tuple(related))
+    """Related locations in other files as ``other_file_path`` shows them; the linted file keeps
+    the path the user gave."""
+    related = tuple(item if item.path == diagnostic.path else replace(item, path=other_file_path(item.path))
+                    for item in diagnostic.related)
+    return diagnostic if related == diagnostic.related else replace(diagnostic, related=related)
 
 
 @lru_cache(maxsize=None)
@@ -136,7 +137,7 @@ def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
     if not options.per_file_ignores:
         return found
     try:
-        relative = target.file.resolve().relative_to(options.config_root or options.root).as_posix()
+        relative = target.file.resolve().relative_to(options.config_root or target.project_root).as_posix()
     except ValueError:
         relative = target.file.as_posix()
     ignored: list[str] = []
@@ -148,26 +149,36 @@ def _drop_per_file_ignores(found: list[Diagnostic], target: Target,
             or not any(code == "ALL" or d.code.startswith(code) for code in ignored)]
 
 
+def project_for(projects: dict[Path, Project], target: Target) -> Project:
+    """The ``Project`` of ``target``'s root in ``projects`` (one per root), made on first use."""
+    root = target.project_root
+    project = projects.get(root)
+    if project is None:
+        project = projects[root] = Project(root)
+    return project
+
+
 # -- worker processes ----------------------------------------------------------------------
 
-_worker_project: Project | None = None
+_worker_projects: dict[Path, Project] = {}
 _worker_options: LintOptions | None = None
 
 
 def _start_worker(options: LintOptions) -> None:
-    global _worker_project, _worker_options
-    _worker_project = Project(options.root)
+    global _worker_options
+    _worker_projects.clear()
     _worker_options = options
 
 
 def _lint_in_worker(targets: list[Target]) -> list[FileResult]:
-    assert _worker_project is not None and _worker_options is not None
-    return [lint_target(target, _worker_project, _worker_options) for target in targets]
+    assert _worker_options is not None
+    return [lint_target(target, project_for(_worker_projects, target), _worker_options)
+            for target in targets]
 
 
 def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
-    """Targets grouped by folder, in batches small enough to keep every worker busy."""
-    ordered = sorted(targets, key=lambda t: (str(t.file.parent), t.path))
+    """Targets grouped by root and folder, in batches small enough to keep every worker busy."""
+    ordered = sorted(targets, key=lambda t: (str(t.project_root), str(t.file.parent), t.path))
     size = max(1, min(16, len(ordered) // (jobs * 4) or 1))
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
@@ -186,7 +197,7 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
             data = _read_bytes(target.file)
             if data is not None:
                 digests[target.path] = content_hash(data)
-                cached = cache.load(target.path, digests[target.path])
+                cached = cache.load(target.path, digests[target.path], root=str(target.project_root))
         if cached is not None:
             results.append(FileResult(target.path, cached))
             if on_progress:
@@ -194,11 +205,13 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
         else:
             pending.append(target)
 
+    roots = {target.path: str(target.project_root) for target in pending}
     for result in _run(pending, options, jobs, on_progress):
         results.append(result)
         if cache is not None and result.path in digests \
                 and not any(d.code == "EL000" for d in result.diagnostics):
-            cache.store(result.path, digests[result.path], result.diagnostics, result.dependencies)
+            cache.store(result.path, digests[result.path], result.diagnostics, result.dependencies,
+                        root=roots[result.path])
     return sorted((d for r in results for d in r.diagnostics), key=Diagnostic.sort_key)
 
 
@@ -212,9 +225,9 @@ def _read_bytes(path: Path) -> bytes | None:
 def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
          on_progress: Callable[[int], None] | None) -> Iterable[FileResult]:
     if jobs <= 1 or len(pending) < PARALLEL_THRESHOLD:
-        project = Project(options.root)
+        projects: dict[Path, Project] = {}
         for target in pending:
-            yield lint_target(target, project, options)
+            yield lint_target(target, project_for(projects, target), options)
             if on_progress:
                 on_progress(1)
         return

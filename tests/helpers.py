@@ -15,10 +15,10 @@ DEFAULT_CODES = tuple(rule.code for rule in all_rules() if rule.default_enabled)
 
 def lint_file(path: Path, strict_restore: bool = False, extra_codes: tuple[str, ...] = ()) -> list[Diagnostic]:
     """Findings of the default rules (plus ``extra_codes``) in ``path``, noqa comments honoured."""
-    root = find_root([path])
-    options = LintOptions(root=root, codes=tuple(sorted(set(DEFAULT_CODES + extra_codes))),
+    root = find_root(path)
+    options = LintOptions(codes=tuple(sorted(set(DEFAULT_CODES + extra_codes))),
                           settings=RuleSettings(strict_restore=strict_restore))
-    return lint_target(Target(str(path), path), Project(root), options).diagnostics
+    return lint_target(Target(str(path), path, root=root), Project(root), options).diagnostics
 
 
 def lint_snippet(tmp_path: Path, code: str, name: str = "snippet.py", **kwargs) -> list[Diagnostic]:

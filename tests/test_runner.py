@@ -134,6 +134,15 @@ def test_selection_change_does_not_reuse_results(tmp_path):
     assert findings(data) == {("predict.py", *EL103_AT), ("evaluate.py", *EL106_AT)}
 
 
+def test_test_code_setting_change_does_not_reuse_results(tmp_path):
+    write(tmp_path, {"pyproject.toml": "[tool.evallint]\n", "test_predict.py": EL103_SCRIPT})
+    _, data = run_json(".")
+    assert data == []  # EL103 is off in test code by default
+    write(tmp_path, {"pyproject.toml": '[tool.evallint]\ntest-code = "strict"\n'})
+    _, data = run_json(".")
+    assert findings(data) == {("test_predict.py", *EL103_AT)}
+
+
 def test_no_cache_writes_nothing(tmp_path, linted):
     write(tmp_path, {"predict.py": EL103_SCRIPT, "train.py": TRAIN_SCRIPT, "utils.py": UTILS_LEAKING})
     result, data = run_json("--no-cache", ".")
@@ -187,11 +196,11 @@ def test_jobs_2_same_findings_as_jobs_1(tmp_path, monkeypatch):
 # -- per-file failures -----------------------------------------------------------------------
 
 def _options(root: Path) -> LintOptions:
-    return LintOptions(root=root, codes=DEFAULT_CODES, config_root=root)
+    return LintOptions(codes=DEFAULT_CODES, config_root=root)
 
 
 def _targets(root: Path, *names: str) -> list[Target]:
-    return [Target(name, root / name) for name in names]
+    return [Target(name, root / name, root=root) for name in names]
 
 
 def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
@@ -215,8 +224,9 @@ def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
     assert {(d.path, d.code, d.span.line, d.span.column) for d in found if d.path != "boom.py"} == {
         ("predict.py", *EL103_AT), ("train.py", *TRAIN_EL101_AT)}
     # A crash is not cached; the other results are.
-    assert cache.load("boom.py", content_hash((tmp_path / "boom.py").read_bytes())) is None
-    assert cache.load("predict.py", content_hash((tmp_path / "predict.py").read_bytes())) is not None
+    root = str(tmp_path.resolve())
+    assert cache.load("boom.py", content_hash((tmp_path / "boom.py").read_bytes()), root=root) is None
+    assert cache.load("predict.py", content_hash((tmp_path / "predict.py").read_bytes()), root=root) is not None
 
 
 def test_internal_error_from_the_command_line(tmp_path, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -12,20 +11,54 @@ if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext
 
 
-def find_root(paths: Iterable[Path]) -> Path:
-    """The folder with ``pyproject.toml``, else the git root, else the common folder of paths."""
-    resolved = [p.resolve() for p in paths] or [Path.cwd().resolve()]
-    folders = [p if p.is_dir() else p.parent for p in resolved]
-    common = Path(os.path.commonpath([str(f) for f in folders]))
-    for marker in ("pyproject.toml", ".git"):
-        for folder in (common, *common.parents):
-            if (folder / marker).exists():
-                return folder
-    return common
+# Files that mark the top of a project: imports of the files below are resolved from there.
+ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
+
+
+class RootFinder:
+    """The project root of each linted file, for resolving its imports.
+
+    The nearest folder at or above the file that holds a marker (``pyproject.toml``, ``setup.py``,
+    ``setup.cfg``, ``.git``); without one, the outermost folder among the path arguments
+    (``tops``) that contains the file; else the file's own folder (so a file named on the command
+    line has its folder). A file's root thus depends on the file, the filesystem and the folder
+    arguments that contain it, never on the other paths on the command line. Marker look-ups are
+    remembered per folder: make one finder per run.
+    """
+
+    def __init__(self, tops: Iterable[Path] = ()) -> None:
+        folders = {p.resolve() for p in tops if p.is_dir()}
+        self._tops = sorted(folders, key=lambda folder: len(folder.parts))  # outermost first
+        self._marked: dict[Path, Path | None] = {}
+
+    def root_of(self, file: Path) -> Path:
+        folder = file.resolve().parent
+        marked = self._marked_folder(folder)
+        if marked is not None:
+            return marked
+        for top in self._tops:
+            if top == folder or top in folder.parents:
+                return top
+        return folder
+
+    def _marked_folder(self, folder: Path) -> Path | None:
+        """The nearest folder at or above ``folder`` holding a marker, or None."""
+        if folder not in self._marked:
+            if any((folder / marker).exists() for marker in ROOT_MARKERS):
+                self._marked[folder] = folder
+            else:
+                self._marked[folder] = None if folder.parent == folder else self._marked_folder(folder.parent)
+        return self._marked[folder]
+
+
+def find_root(file: Path, tops: Iterable[Path] = ()) -> Path:
+    """The project root of ``file`` (see ``RootFinder``)."""
+    return RootFinder(tops).root_of(file)
 
 
 class Project:
-    """Import resolution and parsed modules, shared by all files linted in one process."""
+    """Import resolution and parsed modules below one project root, shared by all files with
+    that root linted in one process (files with another root get their own ``Project``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -33,6 +66,9 @@ class Project:
         self._module_files: dict[tuple[Path, str], Path | None] = {}
         # What searches over every file of the project found (``entry_modes.py``).
         self.cache: dict[object, object] = {}
+        self._search_folders: dict[Path, tuple[Path, ...]] = {}
+        self._resolved: dict[tuple[Path, str, int],
+                             tuple[tuple[Path, tuple[str, ...]] | None, tuple[Path, ...]]] = {}
 
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin
@@ -85,38 +121,66 @@ class Project:
         """The project file that ``dotted`` (imported from ``from_file``) names, and the rest.
 
         ``utils.evaluate`` -> (``.../utils.py``, ["evaluate"]). Searched beside the importing file,
-        at the project root and in ``root/src``; relative imports from the importing package.
+        in each folder above it up to the project root (``runners/train.py`` importing the sibling
+        package ``losses``), then in ``root/src``; the longest module path wins, the nearest folder
+        among equals. Relative imports from
+        the importing package.
         Every path looked at, found or not, is added to ``probed`` (the cache must notice a
-        helper module that appears later).
+        helper module that appears later). Remembered per folder, name and level: this runs for
+        every name that an import binds, each time it is used.
         """
+        key = (from_file.parent, dotted, level)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            resolved = self._resolved[key] = self._search(from_file.parent, dotted, level)
+        found, probes = resolved
+        if probed is not None:
+            probed.update(probes)
+        return (found[0], list(found[1])) if found is not None else None
+
+    def _search(self, folder: Path, dotted: str, level: int) \
+            -> tuple[tuple[Path, tuple[str, ...]] | None, tuple[Path, ...]]:
+        """What ``resolve_module`` finds, and the paths it looked at."""
         parts = [p for p in dotted.split(".") if p]
         if level:
-            base = from_file.parent
+            base = folder
             for _ in range(level - 1):
                 base = base.parent
-            bases = [base]
+            bases: tuple[Path, ...] = (base,)
         else:
-            bases = list(dict.fromkeys([from_file.parent, self.root, self.root / "src"]))
-        # The base where the longest prefix of ``dotted`` is a module wins: in
-        # ``pkg/models/pkg.py``, ``from pkg.layers import X`` is the package, not the file itself.
-        best: tuple[Path, list[str]] | None = None
+            bases = self._folders_to_search(folder)
+        # The longest module path wins, the nearest folder among equals: in ``pkg/models/pkg.py``,
+        # ``from pkg.layers import X`` is the package ``pkg`` (found higher up), not the file itself.
+        probes: list[Path] = []
+        best: tuple[Path, tuple[str, ...]] | None = None
         for base in bases:
             for cut in range(len(parts), -1 if level else 0, -1):
                 if best is not None and cut <= len(parts) - len(best[1]):
                     break
-                candidate = self._module_file(base, ".".join(parts[:cut]))
-                if probed is not None:
-                    probed.update(_candidates(base, ".".join(parts[:cut])))
+                module = ".".join(parts[:cut])
+                candidates = _candidates(base, module)
+                probes.extend(candidates)
+                candidate = self._module_file(base, module, candidates)
                 if candidate is not None:
-                    best = candidate, parts[cut:]
+                    best = candidate, tuple(parts[cut:])
                     break
-        return best
+        return best, tuple(probes)
 
-    def _module_file(self, base: Path, dotted: str) -> Path | None:
+    def _folders_to_search(self, folder: Path) -> tuple[Path, ...]:
+        """``folder``, the folders above it up to the root, then ``root/src``."""
+        found = self._search_folders.get(folder)
+        if found is None:
+            chain = [folder]
+            if self.root in folder.parents:
+                chain.extend(folder.parents[:len(folder.parts) - len(self.root.parts)])
+            found = tuple(dict.fromkeys([*chain, self.root, self.root / "src"]))
+            self._search_folders[folder] = found
+        return found
+
+    def _module_file(self, base: Path, dotted: str, candidates: tuple[Path, ...]) -> Path | None:
         key = (base, dotted)
         if key not in self._module_files:
-            self._module_files[key] = next(
-                (candidate for candidate in _candidates(base, dotted) if candidate.is_file()), None)
+            self._module_files[key] = next((candidate for candidate in candidates if candidate.is_file()), None)
         return self._module_files[key]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Callable, Iterable
@@ -18,26 +17,14 @@ from evallint.analysis.ops import (
     Bind, Call, Forward, Mode, Op, SetMode, TrainingFlagAssigned, ValueKind,
 )
 from evallint.analysis.state import Fact, Origin
-from evallint.diagnostics import Severity
+from evallint.diagnostics import Severity, other_file_path
 from evallint.frontend.cfg import Loop
 from evallint.frontend.nodes import child_nodes
 
 
-def display_path(context: ModuleContext) -> str:
-    path = context.path
-    if os.path.isabs(path):
-        try:
-            relative = os.path.relpath(path)
-            if not relative.startswith(".."):
-                return relative
-        except ValueError:
-            pass
-    return path
-
-
 def where(context: ModuleContext, node: cst.CSTNode, current: ModuleContext) -> str:
     line = context.source.span_of(node).line
-    return f"line {line}" if context is current else f"{display_path(context)}:{line}"
+    return f"line {line}" if context is current else f"{other_file_path(context.path)}:{line}"
 
 
 def code_of(context: ModuleContext, node: cst.CSTNode) -> str:
