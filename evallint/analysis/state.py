@@ -100,13 +100,21 @@ class Part:
     def canonical(self, key: str) -> str | Elements:
         """``key`` with its head followed through aliases (``net = model`` makes net.x model.x)."""
         for _ in range(8):
-            target = self.aliases.get(head(key))
+            name = self._aliased_element(key) or head(key)
+            target = self.aliases.get(name)
             if target is None:
                 return key
             if isinstance(target, Elements):
-                return target if key == head(key) else key
-            key = rebase(key, head(key), target)
+                return target if key == name else key
+            key = rebase(key, name, target)
         return key
+
+    def _aliased_element(self, key: str) -> str | None:
+        """The longest element key within ``key`` that is an alias (``b['model'] = a['model']``)."""
+        if "[" not in key:
+            return None
+        candidates = [name for name in self.aliases if "[" in name and (name == key or is_within(key, name))]
+        return max(candidates, key=len) if candidates else None
 
     def targets(self, key: str) -> list[str]:
         """The tracked keys that an operation on ``key`` applies to."""
@@ -189,6 +197,8 @@ class Part:
                 if key in modes:
                     modes[name] = modes[key]
         aliases.pop(key, None)
+        for name in [name for name in aliases if is_within(name, key)]:
+            del aliases[name]  # ``b = {}`` ends ``b['model'] = a['model']``
         for tracked in list(modes):
             if tracked == key or is_within(tracked, key):
                 del modes[tracked]

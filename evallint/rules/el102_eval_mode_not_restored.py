@@ -9,7 +9,8 @@ from evallint.analysis.summary import summarize
 from evallint.diagnostics import Diagnostic
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import (
-    code_of, describe_origin, linted_functions, switching_counterpart, switching_site, where,
+    code_of, describe_origin, linted_functions, receiver_code, switching_counterpart, switching_site,
+    where,
 )
 from evallint.rules.leaks import eval_leaks, sibling_leaks
 
@@ -81,7 +82,8 @@ def fit(model, opt, train_loader, val_loader, epochs):
                 if site is origin or site.context is not current or id(site.op) in reported:
                     continue
                 if isinstance(site.op, SetMode) and site.op.mode is Mode.EVAL:
-                    restore = f"`{site.op.key}.train()` on every exit, or save `{site.op.key}.training` " \
+                    model = receiver_code(current, site.op)
+                    restore = f"`{model}.train()` on every exit, or save `{model}.training` " \
                         "and `try/finally`"
                 elif isinstance(site.op, Call):
                     counterpart = switching_counterpart(site.op, Mode.TRAIN)

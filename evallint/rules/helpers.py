@@ -32,6 +32,14 @@ def code_of(context: ModuleContext, node: cst.CSTNode) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def receiver_code(context: ModuleContext, op: SetMode) -> str:
+    """The model as the code spells it (``state["model"]``) in ``<model>.eval()``."""
+    node = op.node
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        return code_of(context, node.func.value)
+    return op.key
+
+
 def describe_origin(origin: Origin, current: ModuleContext) -> str:
     """``model.eval() at line 12``, ``validate(...) at line 40 (model.eval() at utils.py:8)``,
     or through a chain of calls ``fit(...) at line 9 (through evaluate(...) at line 30,
