@@ -470,7 +470,11 @@ class FunctionAnalysis:
         sinks = [o for o in self.ops_of(Backward)] + self.backward_calls() + self.training_calls()
         if not any(loop in sink.step.loops for sink in sinks):
             return False
-        return not self.reaches_backward(op) and self.trained_in_its_loop(op)
+        if self.reaches_backward(op) or not self.trained_in_its_loop(op):
+            return False
+        from evallint.analysis.values import results_used
+
+        return op in results_used(self.ops, [op])  # a result nobody reads is not an evaluation
 
     def trained_in_its_loop(self, op: Forward) -> bool:
         """Is the model of this forward trained by a step in the forward's innermost loop?"""
@@ -489,6 +493,14 @@ class FunctionAnalysis:
             sinks += self.backward_calls() + self.training_calls()
             self._gradient_forwards = results_reaching(self.ops, sinks)
         return op in self._gradient_forwards
+
+    def reaches_return(self, op: Op) -> bool:
+        """Is this forward's (or project call's) result returned to the caller, who may need its
+        gradients (a differentiable metric used as a loss)?"""
+        from evallint.analysis.values import results_reaching
+
+        returns: list[Op] = [o for o in self.ops.all() if isinstance(o, Bind) and o.key == RETURN_KEY]
+        return op in results_reaching(self.ops, returns)
 
     def feeds_gradient(self, op: Op) -> bool:
         """Is this forward (or project call), run with grad enabled, part of a gradient

@@ -143,6 +143,53 @@ def _target_names(target: cst.CSTNode) -> list[str]:
     return []
 
 
+def results_used(ops: "FunctionOps", forwards: list[Op]) -> frozenset[Op]:
+    """The forwards whose result is read: by the statement that holds them (``print(model(x))``,
+    ``acc = (model(x).argmax(1) == y)``), or, through the variable they are stored in, by a step
+    that this definition reaches. ``out = model(x)`` on a path where ``out`` is never read again
+    is not."""
+    reaching = _reaching_definitions(ops.graph)
+    read: set[tuple[str, Step]] = set()
+    for step, state in reaching.items():
+        for name in _names_used(step):
+            read.update((d.name, d.step) for d in state.get(name, ()))
+    found: set[Op] = set()
+    for op in forwards:
+        holders = [d for d in _definitions(op.step) if not d.weak and _contains(d.value, op.node)]
+        if not holders or any((d.name, d.step) in read for d in holders):
+            found.add(op)
+    return frozenset(found)
+
+
+def _names_used(step: Step) -> set[str]:
+    """The variables a step reads (not the ones it only assigns)."""
+    node = step.node
+    if step.kind is StepKind.WITH_EXIT or isinstance(node, cst.BaseCompoundStatement):
+        return set()  # leaving a ``with`` block reads nothing of its body
+    if step.kind is StepKind.LOOP_BIND:
+        return names_read(step.extra) if step.extra is not None else set()
+    if step.kind is StepKind.WITH_ITEM and isinstance(step.extra, cst.WithItem):
+        return names_read(step.extra.item)
+    if isinstance(node, (cst.Assign, cst.AnnAssign)):
+        targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        used = names_read(node.value) if node.value is not None else set()
+        for target in targets:  # ``d[k] = v`` and ``x.a = v`` read ``d``/``k`` and ``x``
+            if not isinstance(target, (cst.Name, cst.Tuple, cst.List)):
+                used |= names_read(target)
+        return used
+    return names_read(node)
+
+
+def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    stack = [tree]
+    while stack:
+        current = stack.pop()
+        if current is node:
+            return True
+        stack.extend(child_nodes(current))
+    return False
+
+
 def shape_probes(context: "ModuleContext", ops: "FunctionOps") -> frozenset[Forward]:
     """Forwards run only to learn an output size: ``model(x).shape``, or a forward on a dummy
     tensor (``torch.zeros(...)``) in ``__init__`` or a helper named for shapes and sizes."""

@@ -109,15 +109,16 @@ def evaluate(model, loader):
                      reported_callees: set) -> Iterator[Diagnostic]:
         """A helper given the eval-mode model runs it outside no-grad, and so does this call
         (``model.eval(); timings = measure(model, x)``). Reported at the call when the helper
-        is called under no-grad elsewhere (or lives in another file), else at its first forward."""
+        is called under no-grad elsewhere (or lives in another file), else at its first forward.
+        Not when the call's result is returned: the caller may need its gradients (LPIPS as a loss)."""
         file = ctx.analysis
         current = file.context
         training_loops = analysis.loops_with_training()
         for op in analysis.ops_of(Call):
             summary = analysis.summary_of(op)
             if summary is None or not summary.inferred_in_caller_grad or analysis.feeds_gradient(op) \
-                    or not self.grad_surely_enabled(file, analysis, op):
-                continue
+                    or not self.grad_surely_enabled(file, analysis, op) or analysis.reaches_return(op):
+                continue  # a result handed back to the caller may be differentiated there
             group = loop_group(op, training_loops)
             if self.in_gradient_loop(op, group, training_loops, gradient_ops) or group in seen:
                 continue

@@ -122,7 +122,7 @@ def sibling_leaks(file: FileAnalysis) -> list[SiblingLeak]:
                         continue
                     trainer = next(((a, op) for a, steps in trained.items() if a is not leaving
                                     for trained_key, op in steps
-                                    if trained_key == key or is_within(trained_key, key)), None)
+                                    if trained_key == key or is_within(key, trained_key)), None)
                     if trainer is not None:
                         found.append(SiblingLeak(leaving, origin, trainer[0], trainer[1], key))
     return found
