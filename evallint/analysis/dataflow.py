@@ -70,6 +70,8 @@ class FunctionAnalysis:
         self._trained_anywhere: frozenset[str] | None = None
         self._gradient_forwards: frozenset[Op] | None = None
         self._shape_probes: frozenset[Forward] | None = None
+        self._used_results: frozenset[Op] | None = None
+        self._returned_results: frozenset[Op] | None = None
         self._condition_keys: dict[cst.BaseExpression, tuple[str, bool]] = {}
         self._conditions()
 
@@ -472,9 +474,11 @@ class FunctionAnalysis:
             return False
         if self.reaches_backward(op) or not self.trained_in_its_loop(op):
             return False
-        from evallint.analysis.values import results_used
+        if self._used_results is None:  # reaching definitions once per function
+            from evallint.analysis.values import results_used
 
-        return op in results_used(self.ops, [op])  # a result nobody reads is not an evaluation
+            self._used_results = results_used(self.ops, [o for o in self.ops.all() if isinstance(o, Forward)])
+        return op in self._used_results  # a result nobody reads is not an evaluation
 
     def trained_in_its_loop(self, op: Forward) -> bool:
         """Is the model of this forward trained by a step in the forward's innermost loop?"""
@@ -497,10 +501,12 @@ class FunctionAnalysis:
     def reaches_return(self, op: Op) -> bool:
         """Is this forward's (or project call's) result returned to the caller, who may need its
         gradients (a differentiable metric used as a loss)?"""
-        from evallint.analysis.values import results_reaching
+        if self._returned_results is None:
+            from evallint.analysis.values import results_reaching
 
-        returns: list[Op] = [o for o in self.ops.all() if isinstance(o, Bind) and o.key == RETURN_KEY]
-        return op in results_reaching(self.ops, returns)
+            returns: list[Op] = [o for o in self.ops.all() if isinstance(o, Bind) and o.key == RETURN_KEY]
+            self._returned_results = results_reaching(self.ops, returns)
+        return op in self._returned_results
 
     def feeds_gradient(self, op: Op) -> bool:
         """Is this forward (or project call), run with grad enabled, part of a gradient
