@@ -9,7 +9,7 @@ from typing import Sequence
 from evallint.analysis.file_analysis import FileAnalysis
 from evallint.analysis.project import Project
 from evallint.diagnostics import Diagnostic, Fix, Span
-from evallint.frontend.source import ParseFailure, may_be_relevant
+from evallint.frontend.source import ParseFailure
 from evallint.rules import rule_by_code
 from evallint.rules.base import Rule, RuleContext, RuleSettings
 
@@ -18,10 +18,10 @@ def lint_source(path: str, text: str, project: Project, rules: Sequence[type[Rul
                 settings: RuleSettings = RuleSettings(), file: Path | None = None) -> list[Diagnostic]:
     """Findings of ``rules`` in ``text`` (shown as ``path``; ``file`` locates it in the project).
 
-    A file that mentions nothing any rule reacts to is not parsed. A file that does not parse
+    A file that can lead to no finding (``Project.may_matter``) is not parsed. A file that does not parse
     gives EL001; an unexpected error gives EL000 naming the exception.
     """
-    if not may_be_relevant(text):
+    if not project.may_matter(file or Path(path), text):
         return []
     try:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -9,6 +10,7 @@ from evallint.frontend.source import ParseFailure, SourceModule
 
 if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext
+    from evallint.analysis.relevance import Relevance
 
 
 # Files that mark the top of a project: imports of the files below are resolved from there.
@@ -67,8 +69,18 @@ class Project:
         # What searches over every file of the project found (``entry_modes.py``).
         self.cache: dict[object, object] = {}
         self._search_folders: dict[Path, tuple[Path, ...]] = {}
+        self._folder_entries: dict[Path, frozenset[str]] = {}
         self._resolved: dict[tuple[Path, str, int],
                              tuple[tuple[Path, tuple[str, ...]] | None, tuple[Path, ...]]] = {}
+        self._relevance: "Relevance | None" = None
+
+    def may_matter(self, file: Path, text: str) -> bool:
+        """Can the analysis of ``file`` (with this text) lead to a finding? See ``relevance.py``."""
+        if self._relevance is None:
+            from evallint.analysis.relevance import Relevance
+
+            self._relevance = Relevance(self)
+        return self._relevance.may_matter(file.resolve(), text)
 
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin
@@ -103,7 +115,7 @@ class Project:
 
     def dependencies_of(self, file: Path) -> set[Path]:
         """Every project file that the analysis of ``file`` read so far, transitively."""
-        found: set[Path] = set()
+        found: set[Path] = self._relevance.dependencies(file.resolve()) if self._relevance else set()
         pending = [file.resolve()]
         while pending:
             context = self._contexts.get(pending.pop())
@@ -154,6 +166,9 @@ class Project:
         probes: list[Path] = []
         best: tuple[Path, tuple[str, ...]] | None = None
         for base in bases:
+            if not level and parts and parts[0] not in self._entries(base):
+                probes += _candidates(base, parts[0])  # ``import torch``: no ``torch`` here
+                continue
             for cut in range(len(parts), -1 if level else 0, -1):
                 if best is not None and cut <= len(parts) - len(best[1]):
                     break
@@ -165,6 +180,18 @@ class Project:
                     best = candidate, tuple(parts[cut:])
                     break
         return best, tuple(probes)
+
+    def _entries(self, folder: Path) -> frozenset[str]:
+        """The module names in ``folder``: its ``.py`` files and sub-folders (memoised)."""
+        found = self._folder_entries.get(folder)
+        if found is None:
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                names = []
+            found = self._folder_entries[folder] = frozenset(
+                name[:-3] if name.endswith(".py") else name for name in names)
+        return found
 
     def _folders_to_search(self, folder: Path) -> tuple[Path, ...]:
         """``folder``, the folders above it up to the root, then ``root/src``."""
