@@ -873,15 +873,23 @@ def _bool_literals(node: cst.CSTNode | None) -> bool:
 def other_mode_api_keys(context: ModuleContext, graph: FunctionGraph) -> frozenset[str]:
     """Keys of ``graph`` whose ``train``/``eval`` calls are not nn.Module's, in the function
     itself and, for ``self.<attr>``, in any method of its class (computed once per class)."""
-    keys = _other_mode_api_in(graph)
+    keys = set(_other_mode_api_of(context, graph))
     if graph.class_name is not None:
         cache_key = ("class_other_mode_api", graph.class_name)
         if cache_key not in context.cache:
             context.cache[cache_key] = frozenset(
                 key for method in context.graphs if method.class_name == graph.class_name
-                for key in _other_mode_api_in(method) if key.startswith("self."))
+                for key in _other_mode_api_of(context, method) if key.startswith("self."))
         keys |= context.cache[cache_key]  # type: ignore[operator]
     return frozenset(keys)
+
+
+def _other_mode_api_of(context: ModuleContext, graph: FunctionGraph) -> frozenset[str]:
+    """``_other_mode_api_in``, once per function."""
+    cache_key = ("other_mode_api", graph)
+    if cache_key not in context.cache:
+        context.cache[cache_key] = frozenset(_other_mode_api_in(graph))
+    return context.cache[cache_key]  # type: ignore[return-value]
 
 
 def _argument_keys(call: cst.Call) -> tuple[str, ...]:
