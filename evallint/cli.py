@@ -109,7 +109,7 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
     else:
         excluder = Excluder.from_patterns(config.root, config.exclude)
         # Each file's own project root (for its imports): never depends on the other paths given.
-        roots = RootFinder(given)
+        roots = RootFinder()
         targets = [Target(str(path), path, root=roots.root_of(path)) for path in discover(given, excluder)]
     use_cache = not (no_cache or from_stdin)
     options = LintOptions(codes=tuple(rule.code for rule in rules),

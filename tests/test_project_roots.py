@@ -1,9 +1,10 @@
 """Project roots: which folder a file's imports are resolved from (``analysis/project.py``).
 
 A file's root is the nearest folder above it with ``pyproject.toml``, ``setup.py``, ``setup.cfg`` or
-``.git``; without one, the outermost path argument that contains the file. Imports are searched
-beside the file and in every folder above it up to the root. So the findings of a file never depend
-on the other paths on the command line (pre-commit passes any list of files).
+``.git``; without one, the folder above the outermost package that holds the file, else the file's
+folder. Imports are searched beside the file and in every folder above it up to the root. So the
+findings of a file never depend on the paths on the command line (pre-commit passes any list of
+files; a library linted alone or inside a tree of others gives the same findings).
 
 The layouts are built below ``tmp_path``, which has no marker above it.
 """
@@ -68,30 +69,29 @@ def test_a_marker_makes_sibling_packages_importable(detector, marker):
 def test_the_nearest_marker_is_the_root(tmp_path):
     write(tmp_path, {"repo/pyproject.toml": "", "repo/tools/setup.cfg": "", "repo/tools/a/b.py": "",
                      "repo/src/c.py": ""})
-    finder = RootFinder([tmp_path])
+    finder = RootFinder()
     assert finder.root_of(tmp_path / "repo/tools/a/b.py") == (tmp_path / "repo/tools").resolve()
     assert finder.root_of(tmp_path / "repo/src/c.py") == (tmp_path / "repo").resolve()
 
 
-def test_without_a_marker_the_path_argument_is_the_root(detector):
+def test_without_a_marker_the_root_is_where_the_outermost_package_is_imported_from(detector):
     (detector / "setup.py").unlink()
-    # Linting the project: its folder is the root, the sibling packages are found.
-    assert of(TRAIN, lint(".")) == {TRAIN_EL101}
-    # Linting the file or its folder alone: that folder is the root, `evaluation` is unknown.
-    assert lint(TRAIN) == set()
-    assert lint("runners") == set()
-    # The outermost argument containing the file counts, whatever the order.
-    assert of(TRAIN, lint(TRAIN, ".")) == of(TRAIN, lint(".", TRAIN)) == {TRAIN_EL101}
+    # runners/ is a folder of scripts: the root of train.py is runners/, whatever the arguments,
+    # and the sibling packages are not found.
+    assert of(TRAIN, lint(".")) == lint(TRAIN) == lint("runners") == set()
+    # runners/ as a package: the root is the detector folder, found from any argument.
+    (detector / "runners" / "__init__.py").write_text("", encoding="utf-8")
+    assert of(TRAIN, lint(".")) == lint(TRAIN) == lint("runners") == {TRAIN_EL101}
 
 
 def test_find_root_without_marker(tmp_path):
     write(tmp_path, {"a/b/c.py": "", "d.py": ""})
     assert find_root(tmp_path / "a/b/c.py") == (tmp_path / "a/b").resolve()
-    # A file argument stands for itself: d.py's folder contains a/b/c.py, but is no root for it.
-    assert find_root(tmp_path / "a/b/c.py", [tmp_path / "a/b/c.py", tmp_path / "d.py"]) == (tmp_path / "a/b").resolve()
-    # The outermost folder argument that contains the file.
-    assert find_root(tmp_path / "a/b/c.py", [tmp_path / "a", tmp_path]) == tmp_path.resolve()
-    assert find_root(tmp_path / "d.py", [tmp_path / "a"]) == tmp_path.resolve()
+    assert find_root(tmp_path / "d.py") == tmp_path.resolve()
+    write(tmp_path, {"a/b/__init__.py": ""})
+    assert find_root(tmp_path / "a/b/c.py") == (tmp_path / "a").resolve()
+    write(tmp_path, {"a/__init__.py": ""})
+    assert find_root(tmp_path / "a/b/c.py") == tmp_path.resolve()
 
 
 # -- the findings of a file do not depend on the other paths -------------------------------------
@@ -211,16 +211,19 @@ def test_stdin_file_uses_the_root_of_its_name(detector):
 # -- the cache -----------------------------------------------------------------------------------
 
 def test_cached_result_is_per_root(detector, monkeypatch):
-    """Without a marker, ``detector/runners/train.py`` has another root when ``detector/runners``
-    is linted than when ``detector`` is: the same path, other findings; the cache keeps both."""
+    """Without a marker, ``detector/runners/train.py`` gets another root once ``runners`` becomes a
+    package: the same path and text, other findings; the cache keeps both."""
     (detector / "setup.py").unlink()
     monkeypatch.chdir(detector.parent)
     path = "detector/runners/train.py"
+    package = detector / "runners" / "__init__.py"
     for _ in range(2):  # the second round comes from the cache
+        package.write_text("", encoding="utf-8")
         _, data = run_json("detector")
         assert of(path, findings(data)) == {(path, "EL101", 13, 5)}
-        _, data = run_json("detector/runners")
-        assert findings(data) == set()
+        package.unlink()
+        _, data = run_json("detector")
+        assert of(path, findings(data)) == set()
 
 
 def test_a_new_marker_invalidates_the_cached_result(detector):

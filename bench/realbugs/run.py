@@ -6,7 +6,8 @@
 For each case the buggy and the fixed commit of its repository are extracted (once; an existing folder
 is reused) into CHECKOUTS_DIR/<id>/buggy and CHECKOUTS_DIR/<id>/fixed with
 `git --git-dir=<mirror> archive <sha> | tar -x`, where <mirror> is the git directory of the snapshot in
-MIRROR_DIR/<owner>+<name>/ (default MIRROR_DIR: /work/.mirror). Each checkout is then linted as a whole
+MIRROR_DIR/<owner>+<name>/ (default MIRROR_DIR: /work/.mirror). Each checkout gets an empty `.git`
+folder standing for a clone's (the project root marker) and is then linted as a whole
 project with `python -m evallint check --no-cache --exit-zero --output-format json .` (cwd at the
 checkout root, the interpreter running this script).
 
@@ -143,6 +144,7 @@ def extract_present_blobs(gdir: Path, sha: str, into: Path) -> int:
 
 
 def lint(checkout: Path) -> list[dict]:
+    (checkout / ".git").mkdir(exist_ok=True)  # the clone's root marker: the checkout is one project
     proc = subprocess.run(
         [sys.executable, "-m", "evallint", "check", "--no-cache", "--exit-zero", "--output-format", "json", "."],
         cwd=checkout, capture_output=True, text=True,

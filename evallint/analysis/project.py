@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from evallint.frontend.source import ParseFailure, SourceModule
 
@@ -21,16 +21,14 @@ class RootFinder:
     """The project root of each linted file, for resolving its imports.
 
     The nearest folder at or above the file that holds a marker (``pyproject.toml``, ``setup.py``,
-    ``setup.cfg``, ``.git``); without one, the outermost folder among the path arguments
-    (``tops``) that contains the file; else the file's own folder (so a file named on the command
-    line has its folder). A file's root thus depends on the file, the filesystem and the folder
-    arguments that contain it, never on the other paths on the command line. Marker look-ups are
-    remembered per folder: make one finder per run.
+    ``setup.cfg``, ``.git``); without one, the folder above the outermost package holding the
+    file (``pkg/sub/mod.py`` with ``pkg/__init__.py`` and ``pkg/sub/__init__.py``: the folder of
+    ``pkg``, where Python would import it from); else the file's own folder. A file's root thus
+    depends on the file and the filesystem only, never on the paths on the command line.
+    Look-ups are remembered per folder: make one finder per run.
     """
 
-    def __init__(self, tops: Iterable[Path] = ()) -> None:
-        folders = {p.resolve() for p in tops if p.is_dir()}
-        self._tops = sorted(folders, key=lambda folder: len(folder.parts))  # outermost first
+    def __init__(self) -> None:
         self._marked: dict[Path, Path | None] = {}
 
     def root_of(self, file: Path) -> Path:
@@ -38,9 +36,8 @@ class RootFinder:
         marked = self._marked_folder(folder)
         if marked is not None:
             return marked
-        for top in self._tops:
-            if top == folder or top in folder.parents:
-                return top
+        while (folder / "__init__.py").is_file() and folder.parent != folder:
+            folder = folder.parent
         return folder
 
     def _marked_folder(self, folder: Path) -> Path | None:
@@ -53,9 +50,9 @@ class RootFinder:
         return self._marked[folder]
 
 
-def find_root(file: Path, tops: Iterable[Path] = ()) -> Path:
+def find_root(file: Path) -> Path:
     """The project root of ``file`` (see ``RootFinder``)."""
-    return RootFinder(tops).root_of(file)
+    return RootFinder().root_of(file)
 
 
 class Project:
