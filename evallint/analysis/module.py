@@ -120,7 +120,7 @@ class ModuleContext:
         imported = self.imports.names[name]
         found = self.project.resolve_module(self.file, self.imports.qualify_dotted(name).lstrip("."),
                                             imported.level, probed=self.dependencies)
-        if found is None or len(found[1]) != 1:
+        if found is None or len(found[1]) != 1 or not self.project.relevance.may_bind_a_model(found[0], found[1][0]):
             return None
         target = self.project.context_for_file(found[0])
         if target is None or target is self or target.lookup_local(found[1][0]) is not None:

@@ -73,11 +73,15 @@ class Project:
 
     def may_matter(self, file: Path, text: str) -> bool:
         """Can the analysis of ``file`` (with this text) lead to a finding? See ``relevance.py``."""
+        return self.relevance.may_matter(file.resolve(), text)
+
+    @property
+    def relevance(self) -> "Relevance":
         if self._relevance is None:
             from evallint.analysis.relevance import Relevance
 
             self._relevance = Relevance(self)
-        return self._relevance.may_matter(file.resolve(), text)
+        return self._relevance
 
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin

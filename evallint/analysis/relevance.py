@@ -37,6 +37,8 @@ class _Definition:
 class _ModuleIndex:
     file: Path
     definitions: dict[str, list[_Definition]]
+    anchored: bool  # the text mentions an anchor anywhere
+    assigned: frozenset[str]  # names assigned by statements at column 0
 
 
 class Relevance:
@@ -121,6 +123,13 @@ class Relevance:
         self._relevant[file] = frozenset(relevant)
         return self._relevant[file]
 
+    def may_bind_a_model(self, file: Path, name: str) -> bool:
+        """Can the body of module ``file`` leave ``name`` as a model in a known mode? Only if it
+        assigns ``name`` at the top level and mentions an anchor (``from models import net``
+        after ``net.load_state_dict(...)`` there). Saves parsing every module a name comes from."""
+        index = self._index(file)
+        return index is not None and index.anchored and name in index.assigned
+
     def _index(self, file: Path) -> _ModuleIndex | None:
         if file not in self._indexes:
             self._indexes[file] = _index_module(file)
@@ -131,6 +140,7 @@ class Relevance:
 _TOP_LEVEL_LINE = re.compile(r"^(?:@|[A-Za-z_])", re.MULTILINE)
 _FUNCTION = re.compile(r"(?:async[ \t]+)?def[ \t]+(\w+)")
 _WORD = re.compile(r"[A-Za-z_]\w*")
+_ASSIGNED = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.MULTILINE)
 
 
 def _index_module(file: Path) -> _ModuleIndex | None:
@@ -160,4 +170,4 @@ def _index_module(file: Path) -> _ModuleIndex | None:
                         definitions.setdefault(local, []).append(
                             _Definition(False, frozenset(), (level, module, name)))
         decorated = None
-    return _ModuleIndex(file, definitions)
+    return _ModuleIndex(file, definitions, may_be_relevant(text), frozenset(_ASSIGNED.findall(text)))
