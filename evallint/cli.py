@@ -27,7 +27,9 @@ from evallint.reporters.context import ReportContext
 from evallint.reporters.statistics import write_statistics
 from evallint.rule_docs import default_label, fix_label, rule_markdown
 from evallint.rules import all_rules, rule_by_code, rule_by_name
-from evallint.runner import LintOptions, Target, default_jobs, lint_target, lint_targets, project_for
+from evallint.runner import (
+    DEFAULT_TIME_LIMIT, LintOptions, Target, default_jobs, lint_target, lint_targets, project_for,
+)
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 # A progress bar (on stderr, when it is a terminal) only for runs this large.
@@ -80,10 +82,13 @@ def run() -> None:
 @click.option("--statistics", is_flag=True, help="Print a count per rule instead of the findings.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the findings: no summary, no progress.")
 @click.option("--stdin-filename", help="The name of the file read from standard input (`-`).")
+@click.option("--file-time-limit", type=click.FloatRange(min=0), default=None,
+              help=f"Seconds the analysis of one file may take before it is stopped and reported "
+                   f"(EL000); 0: no limit.  [default: {DEFAULT_TIME_LIMIT:g}]")
 def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, extend_select: str | None,
           output_format: str, fix: bool, unsafe_fixes: bool, diff: bool, config_path: Path | None,
           no_cache: bool, jobs: int | None, exit_zero: bool, statistics: bool, quiet: bool,
-          stdin_filename: str | None) -> None:
+          stdin_filename: str | None, file_time_limit: float | None) -> None:
     """Lint PATHS (files and folders; default `.`; `-` reads standard input)."""
     from_stdin = paths == (Path("-"),)
     if Path("-") in paths and not from_stdin:
@@ -112,9 +117,12 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
         roots = RootFinder()
         targets = [Target(str(path), path, root=roots.root_of(path)) for path in discover(given, excluder)]
     use_cache = not (no_cache or from_stdin)
+    time_limit = next((limit for limit in (file_time_limit, config.file_time_limit) if limit is not None),
+                      DEFAULT_TIME_LIMIT)
     options = LintOptions(codes=tuple(rule.code for rule in rules),
                           settings=config.settings, config_root=config.root,
-                          per_file_ignores=tuple(config.per_file_ignores.items()))
+                          per_file_ignores=tuple(config.per_file_ignores.items()),
+                          time_limit=time_limit or None)
     cache = ResultCache(config.root, _fingerprint(options)) if use_cache else None
     show_progress = not quiet and _stderr_is_terminal() and len(targets) > PROGRESS_THRESHOLD
     diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)

@@ -16,7 +16,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 KNOWN_KEYS = {"select", "ignore", "extend-select", "exclude", "per-file-ignores", "strict-restore",
-              "model-names", "test-code"}
+              "model-names", "test-code", "file-time-limit"}
 TEST_CODE_MODES = ("lenient", "strict")
 
 
@@ -38,6 +38,8 @@ class Config:
     strict_restore: bool = False
     model_names: tuple[str, ...] = ()
     test_code: str = "lenient"
+    # Seconds the analysis of one file may take (0: no limit; None: the default).
+    file_time_limit: float | None = None
 
     @property
     def settings(self) -> RuleSettings:
@@ -176,7 +178,11 @@ def parse_table(data: dict, path: Path) -> Config:
     test_code = data.get("test-code", "lenient")
     if test_code not in TEST_CODE_MODES:
         raise ConfigError(f"`test-code` in {path} must be one of {', '.join(map(repr, TEST_CODE_MODES))}")
-    return Config(root=path.parent.resolve(), source=path,
+    time_limit = data.get("file-time-limit")
+    if time_limit is not None and (isinstance(time_limit, bool) or not isinstance(time_limit, (int, float))
+                                   or time_limit < 0):
+        raise ConfigError(f"`file-time-limit` in {path} must be a number of seconds (0: no limit)")
+    return Config(root=path.parent.resolve(), source=path, file_time_limit=time_limit,
                   select=codes("select") if "select" in data else None,
                   extend_select=codes("extend-select"), ignore=codes("ignore"),
                   exclude=strings("exclude"), per_file_ignores=per_file,

@@ -8,12 +8,16 @@ never share one. Files are handed out root by root and folder by folder for that
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pathspec
 
@@ -28,6 +32,11 @@ from evallint.rules.base import Rule, RuleSettings
 
 # Below this many files to analyse, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
+# A process that holds more than this after a file drops its parsed modules and analyses (they
+# are made again, once, if a later file needs them): memory stays bounded on any tree.
+MEMORY_BUDGET = 300 * 2**20
+# Seconds one file may take by default before its analysis is stopped (``--file-time-limit``).
+DEFAULT_TIME_LIMIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class LintOptions:
     per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Hash the project files each analysis read (set by ``lint_targets`` when it has a cache).
     record_dependencies: bool = False
+    # Seconds the analysis of one file may take (None: no limit).
+    time_limit: float | None = DEFAULT_TIME_LIMIT
 
     @property
     def rules(self) -> tuple[type[Rule], ...]:
@@ -79,6 +90,8 @@ class FileResult:
     diagnostics: list[Diagnostic]
     # Every project file the analysis read, with its content hash (for the cache).
     dependencies: dict[str, str | None] = field(default_factory=dict)
+    # Stopped by the time limit: the project's memoised analyses may be half made.
+    timed_out: bool = False
 
 
 def read_text(target: Target) -> str:
@@ -104,8 +117,16 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
                                                         Span(1, 1, 1, 1))])
     try:
         source = notebook.text if notebook else text
-        found = lint_source(target.path, source, project, options.rules, options.settings,
-                            file=target.file)
+        try:
+            with _time_limit(options.time_limit):
+                found = lint_source(target.path, source, project, options.rules, options.settings,
+                                    file=target.file)
+        except FileTimeLimit:
+            return FileResult(target.path, [meta_diagnostic(
+                "EL000", target.path, f"analysis stopped: the file took longer than the per-file "
+                f"time limit of {options.time_limit:g} s (`--file-time-limit`, `file-time-limit` in "
+                "the configuration); it was not checked, the other files were", Span(1, 1, 1, 1))],
+                timed_out=True)
         found = noqa.apply(found, target.path, source, selected=frozenset(options.codes),
                            unsuppressable=options.unsuppressable)
         found = _drop_per_file_ignores(found, target, options)
@@ -117,6 +138,52 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
         return FileResult(target.path, found, dependencies)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
         return FileResult(target.path, [internal_error(target.path, error)])
+
+
+class FileTimeLimit(BaseException):
+    """Raised inside the analysis of a file that took longer than its time limit (not an
+    ``Exception``: nothing in the analysis may take it for a failure of its own)."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise FileTimeLimit in the block after ``seconds`` (a real-time timer; only in the main
+    thread of a process on systems with SIGALRM, else no limit)."""
+    if not seconds or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise FileTimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory now (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _lint_within_budget(target: Target, projects: dict[Path, Project], options: LintOptions) -> FileResult:
+    """``lint_target`` with this process's ``projects``; past MEMORY_BUDGET they are dropped."""
+    result = lint_target(target, project_for(projects, target), options)
+    if result.timed_out:
+        projects.pop(target.project_root, None)
+    resident = _resident_bytes()
+    if resident is not None and resident > MEMORY_BUDGET:
+        projects.clear()
+        gc.collect()
+    return result
 
 
 def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
@@ -172,8 +239,7 @@ def _start_worker(options: LintOptions) -> None:
 
 def _lint_in_worker(targets: list[Target]) -> list[FileResult]:
     assert _worker_options is not None
-    return [lint_target(target, project_for(_worker_projects, target), _worker_options)
-            for target in targets]
+    return [_lint_within_budget(target, _worker_projects, _worker_options) for target in targets]
 
 
 def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
@@ -227,7 +293,7 @@ def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
     if jobs <= 1 or len(pending) < PARALLEL_THRESHOLD:
         projects: dict[Path, Project] = {}
         for target in pending:
-            yield lint_target(target, project_for(projects, target), options)
+            yield _lint_within_budget(target, projects, options)
             if on_progress:
                 on_progress(1)
         return

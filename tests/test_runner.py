@@ -18,7 +18,7 @@ from evallint.runner import LintOptions, Target, lint_targets
 
 from cli_snippets import (EL103_AT, EL103_SCRIPT, EL105_SCRIPT, EL106_AT, EL106_SCRIPT, EL201_SCRIPT,
                           TRAIN_EL101_AT, TRAIN_SCRIPT, UNCLOSED_SCRIPT, UTILS_LEAKING, UTILS_RESTORING,
-                          findings, run_json, write)
+                          findings, run, run_json, write)
 
 DEFAULT_CODES = tuple(rule.code for rule in select_rules(None, (), ()))
 
@@ -289,3 +289,78 @@ def test_results_sorted_and_deterministic(tmp_path):
     found = lint_targets(targets, _options(tmp_path), jobs=1)
     assert [(d.path, d.code) for d in found] == [("a.py", "EL106"), ("b.py", "EL103"), ("c/train.py", "EL101")]
     assert lint_targets(list(reversed(targets)), _options(tmp_path), jobs=1) == found
+
+
+def test_a_file_without_anchors_is_linted_when_it_imports_a_helper_that_matters(tmp_path, monkeypatch):
+    """The driver names no mode, gradient or loading itself; ``utils.evaluate`` switches to eval
+    mode, so the driver is parsed. A file importing only helpers that cannot matter (``fmt``) is not."""
+    write(tmp_path, {
+        "utils.py": UTILS_LEAKING,
+        "fmt.py": "def percent(x):\n    return f'{100 * x:.1f} %'\n",
+        "driver.py": "from fmt import percent\nfrom utils import evaluate\n\n\ndef report(net, data):\n"
+                     "    print(percent(evaluate(net, data)))\n",
+        "table.py": "from fmt import percent\n\n\ndef row(name, x):\n    return f'{name}: {percent(x)}'\n",
+    })
+    parsed: list[str] = []
+    real = SourceModule.parse.__func__
+
+    def recording(cls, path, text):
+        parsed.append(Path(path).name)
+        return real(cls, path, text)
+
+    monkeypatch.setattr(SourceModule, "parse", classmethod(recording))
+    lint_targets(_targets(tmp_path, "driver.py", "table.py"), _options(tmp_path), jobs=1)
+    assert "driver.py" in parsed and "table.py" not in parsed
+
+
+def test_a_file_over_the_time_limit_is_el000_and_the_run_goes_on(tmp_path, monkeypatch):
+    write(tmp_path, {"slow.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT})
+    real = evallint.runner.lint_source
+
+    def slow(path, *args, **kwargs):
+        if path == "slow.py":
+            import time
+            time.sleep(5)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(evallint.runner, "lint_source", slow)
+    options = LintOptions(codes=DEFAULT_CODES, config_root=tmp_path, time_limit=0.2)
+    found = lint_targets(_targets(tmp_path, "slow.py", "predict.py"), options, jobs=1)
+    assert [(d.path, d.code) for d in found] == [("predict.py", "EL103"), ("slow.py", "EL000")]
+    assert "time limit of 0.2 s" in found[1].message
+
+
+def test_file_time_limit_option_and_configuration(tmp_path):
+    write(tmp_path, {"predict.py": EL103_SCRIPT})
+    result, data = run_json("--no-cache", "--file-time-limit", "0", "predict.py")
+    assert findings(data) == {("predict.py", *EL103_AT)}
+    write(tmp_path, {"pyproject.toml": "[tool.evallint]\nfile-time-limit = 'soon'\n"})
+    result = run("check", "--no-cache", "predict.py")
+    assert result.exit_code == 2 and "file-time-limit" in result.stderr
+
+
+def test_past_the_memory_budget_parsed_modules_are_dropped_and_findings_stay(tmp_path, monkeypatch):
+    write(tmp_path, {"train.py": TRAIN_SCRIPT, "utils.py": UTILS_LEAKING, "predict.py": EL103_SCRIPT,
+                     "again.py": TRAIN_SCRIPT})
+    targets = _targets(tmp_path, "train.py", "predict.py", "again.py")
+    kept = lint_targets(targets, _options(tmp_path), jobs=1)
+    dropped: list[int] = []
+    real_clear = dict.clear
+
+    class Projects(dict):
+        def clear(self):
+            dropped.append(len(self))
+            real_clear(self)
+
+    monkeypatch.setattr(evallint.runner, "MEMORY_BUDGET", 0)
+    monkeypatch.setattr(evallint.runner, "_run", _serial_run_with(Projects))
+    assert lint_targets(targets, _options(tmp_path), jobs=1) == kept
+    assert dropped == [1, 1, 1]  # after every file (each holds its one project)
+
+
+def _serial_run_with(projects_type):
+    def run(pending, options, jobs, on_progress):
+        projects = projects_type()
+        for target in pending:
+            yield evallint.runner._lint_within_budget(target, projects, options)
+    return run
