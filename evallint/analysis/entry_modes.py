@@ -126,23 +126,30 @@ def _switched_attributes(cls: "ProjectClass", init: FunctionGraph) -> frozenset[
     cache_key = ("switched_attributes", cls.node)
     cache = cls.context.cache
     if cache_key not in cache:
-        switched: set[str] = set()
-        family = class_and_bases(cls)
         outside, subclassed = _reached_from_outside(cls)
-        switched |= outside
+        switched = set(outside)
         if subclassed:
             switched.add(ANY)  # a subclass may switch them, or build them otherwise
-        for owner in family:
-            prefix = f"{owner.qualname}."
-            for graph in owner.context.graphs:
-                if graph is not init and graph.name.startswith(prefix):
-                    switched |= _switched_in(owner.context, graph)
+        methods = ((owner.context, graph) for owner in class_and_bases(cls) for graph in owner.context.graphs
+                   if graph is not init and graph.name.startswith(f"{owner.qualname}."))
+        for context, graph in methods:
+            if ANY in switched:
+                break  # nothing more to learn
+            switched |= _switched_in(context, graph)
         cache[cache_key] = frozenset(switched)
     return cache[cache_key]  # type: ignore[return-value]
 
 
-def _switched_in(context: "ModuleContext", graph: FunctionGraph) -> set[str]:
-    """Attributes of ``self`` that ``graph`` switches, rebinds, aliases or passes on."""
+def _switched_in(context: "ModuleContext", graph: FunctionGraph) -> frozenset[str]:
+    """Attributes of ``self`` that ``graph`` switches, rebinds, aliases or passes on (once per
+    method: a base class's methods serve all its subclasses)."""
+    cache_key = ("switched_in", graph)
+    if cache_key not in context.cache:
+        context.cache[cache_key] = frozenset(_find_switched_in(context, graph))
+    return context.cache[cache_key]  # type: ignore[return-value]
+
+
+def _find_switched_in(context: "ModuleContext", graph: FunctionGraph) -> set[str]:
     from evallint.analysis.interpret import function_ops
 
     keys: set[str] = set()
