@@ -67,6 +67,7 @@ class Project:
         self.cache: dict[object, object] = {}
         self._search_folders: dict[Path, tuple[Path, ...]] = {}
         self._folder_entries: dict[Path, frozenset[str]] = {}
+        self._absent_candidates: dict[tuple[Path, str], tuple[Path, ...]] = {}
         self._resolved: dict[tuple[Path, str, int],
                              tuple[tuple[Path, tuple[str, ...]] | None, tuple[Path, ...]]] = {}
         self._relevance: "Relevance | None" = None
@@ -168,7 +169,7 @@ class Project:
         best: tuple[Path, tuple[str, ...]] | None = None
         for base in bases:
             if not level and parts and parts[0] not in self._entries(base):
-                probes += _candidates(base, parts[0])  # ``import torch``: no ``torch`` here
+                probes += self._absent(base, parts[0])  # ``import torch``: no ``torch`` here
                 continue
             for cut in range(len(parts), -1 if level else 0, -1):
                 if best is not None and cut <= len(parts) - len(best[1]):
@@ -181,6 +182,15 @@ class Project:
                     best = candidate, tuple(parts[cut:])
                     break
         return best, tuple(probes)
+
+    def _absent(self, base: Path, name: str) -> tuple[Path, ...]:
+        """The files that would hold top-level module ``name`` in ``base`` (memoised: they are
+        probed for every import of ``torch`` from every folder)."""
+        key = (base, name)
+        found = self._absent_candidates.get(key)
+        if found is None:
+            found = self._absent_candidates[key] = _candidates(base, name)
+        return found
 
     def _entries(self, folder: Path) -> frozenset[str]:
         """The module names in ``folder``: its ``.py`` files and sub-folders (memoised)."""
