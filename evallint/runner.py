@@ -36,7 +36,7 @@ PARALLEL_THRESHOLD = 8
 # are made again, once, if a later file needs them): memory stays bounded on any tree.
 MEMORY_BUDGET = 300 * 2**20
 # Seconds one file may take by default before its analysis is stopped (``--file-time-limit``).
-DEFAULT_TIME_LIMIT = 30.0
+DEFAULT_TIME_LIMIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -176,14 +176,22 @@ def _resident_bytes() -> int | None:
 
 def _lint_within_budget(target: Target, projects: dict[Path, Project], options: LintOptions) -> FileResult:
     """``lint_target`` with this process's ``projects``; past MEMORY_BUDGET they are dropped."""
-    result = lint_target(target, project_for(projects, target), options)
+    project = project_for(projects, target)
+    result = lint_target(target, project, options)
     if result.timed_out:
-        projects.pop(target.project_root, None)
+        project.forget_analyses()
     resident = _resident_bytes()
-    if resident is not None and resident > MEMORY_BUDGET:
+    if resident is not None and resident > _memory_limit[0]:
         projects.clear()
         gc.collect()
+        # Freed memory stays with the process and is reused: drop again only once it grows
+        # past what it holds now by a quarter of the budget (not after every file).
+        _memory_limit[0] = max(MEMORY_BUDGET, (_resident_bytes() or 0) + MEMORY_BUDGET // 4)
     return result
+
+
+# The resident size past which ``_lint_within_budget`` drops this process's projects.
+_memory_limit = [MEMORY_BUDGET]
 
 
 def _relative_related(diagnostic: Diagnostic) -> Diagnostic:

@@ -84,6 +84,15 @@ class Project:
             self._relevance = Relevance(self)
         return self._relevance
 
+    def forget_analyses(self) -> None:
+        """Drop every memoised analysis (summaries, relevance, searches) but keep the parsed
+        modules: after an analysis was stopped half-way, what it memoised may be half made."""
+        for context in self._contexts.values():
+            if context is not None:
+                context.cache.clear()
+        self.cache.clear()
+        self._relevance = None
+
     def context_for_source(self, path: str, text: str, file: Path) -> "ModuleContext":
         """The module for a file being linted, shown as ``path``; its text may come from stdin
         or a notebook. A module already parsed for an import is reused when the text is the
