@@ -27,8 +27,8 @@ from evallint.cache import ResultCache, content_hash, file_hash
 from evallint.diagnostics import Diagnostic, Span, other_file_path
 from evallint.linter import decode, internal_error, lint_source, meta_diagnostic
 from evallint.notebooks import NotebookError, extract
-from evallint.rules import rule_by_code
-from evallint.rules.base import Rule, RuleSettings
+from evallint.rules import info_by_code
+from evallint.rules.base import RuleSettings
 
 # Below this many files to analyse, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
@@ -75,13 +75,9 @@ class LintOptions:
     time_limit: float | None = DEFAULT_TIME_LIMIT
 
     @property
-    def rules(self) -> tuple[type[Rule], ...]:
-        by_code = rule_by_code()
-        return tuple(by_code[code] for code in self.codes)
-
-    @property
     def unsuppressable(self) -> frozenset[str]:
-        return frozenset(rule.code for rule in self.rules if rule.always_on)
+        by_code = info_by_code()
+        return frozenset(code for code in self.codes if by_code[code].always_on)
 
 
 @dataclass
@@ -119,7 +115,7 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
         source = notebook.text if notebook else text
         try:
             with _time_limit(options.time_limit):
-                found = lint_source(target.path, source, project, options.rules, options.settings,
+                found = lint_source(target.path, source, project, options.codes, options.settings,
                                     file=target.file)
         except FileTimeLimit:
             return FileResult(target.path, [meta_diagnostic(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import evallint.linter
+import evallint.analysis.file_analysis
 import evallint.runner
 from evallint import __version__
 from evallint.cache import CACHE_FOLDER, ResultCache, content_hash
@@ -206,14 +206,14 @@ def _targets(root: Path, *names: str) -> list[Target]:
 def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
     write(tmp_path, {"boom.py": EL106_SCRIPT.replace("import torch\n", "import torch  # noqa\n"),
                      "predict.py": EL103_SCRIPT, "train.py": TRAIN_SCRIPT, "utils.py": UTILS_LEAKING})
-    real = evallint.linter.FileAnalysis
+    real = evallint.analysis.file_analysis.FileAnalysis
 
     def exploding(context):
         if context.source.path == "boom.py":
             raise KeyError("mode-of-unknown-node")
         return real(context)
 
-    monkeypatch.setattr(evallint.linter, "FileAnalysis", exploding)
+    monkeypatch.setattr(evallint.analysis.file_analysis, "FileAnalysis", exploding)
     cache = ResultCache(tmp_path, "fingerprint")
     found = lint_targets(_targets(tmp_path, "boom.py", "predict.py", "train.py"), _options(tmp_path),
                          jobs=1, cache=cache)
@@ -231,14 +231,14 @@ def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
 
 def test_internal_error_from_the_command_line(tmp_path, monkeypatch):
     write(tmp_path, {"boom.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT})
-    real = evallint.linter.FileAnalysis
+    real = evallint.analysis.file_analysis.FileAnalysis
 
     def exploding(context):
         if context.source.path.endswith("boom.py"):
             raise RecursionError("maximum recursion depth exceeded")
         return real(context)
 
-    monkeypatch.setattr(evallint.linter, "FileAnalysis", exploding)
+    monkeypatch.setattr(evallint.analysis.file_analysis, "FileAnalysis", exploding)
     result, data = run_json("--no-cache", "--jobs", "1", "--ignore", "EL0", "boom.py", "predict.py")
     assert result.exit_code == 1
     assert {(d["path"], d["code"]) for d in data} == {("boom.py", "EL000"), ("predict.py", "EL103")}
