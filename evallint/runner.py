@@ -12,14 +12,11 @@ import gc
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
-
-import pathspec
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from evallint import noqa
 from evallint.analysis.project import Project, find_root
@@ -29,6 +26,9 @@ from evallint.linter import decode, internal_error, lint_source, meta_diagnostic
 from evallint.notebooks import NotebookError, extract
 from evallint.rules import info_by_code
 from evallint.rules.base import RuleSettings
+
+if TYPE_CHECKING:
+    import pathspec
 
 # Below this many files to analyse, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
@@ -192,6 +192,8 @@ def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
 
 @lru_cache(maxsize=None)
 def _pattern(pattern: str) -> pathspec.GitIgnoreSpec:
+    import pathspec
+
     return pathspec.GitIgnoreSpec.from_lines([pattern])
 
 
@@ -293,6 +295,8 @@ def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
             if on_progress:
                 on_progress(1)
         return
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # for parallel runs only: slow to import
+
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
                              initargs=(options,)) as pool:
         futures = {pool.submit(_lint_in_worker, batch): batch for batch in _batches(pending, jobs)}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -181,7 +182,7 @@ def test_jobs_2_same_findings_as_jobs_1(tmp_path, monkeypatch):
         files[f"part{number % 3}/script_{number}.py"] = snippets[number % len(snippets)]
     write(tmp_path, files)
     RecordingPool.started = []
-    monkeypatch.setattr(evallint.runner, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingPool)
 
     one, data1 = run_json("--no-cache", "--jobs", "1", ".")
     assert RecordingPool.started == []
