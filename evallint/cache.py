@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from evallint import __version__
@@ -64,6 +63,8 @@ class ResultCache:
     def store(self, path: str, digest: str, diagnostics: list[Diagnostic],
               dependencies: dict[str, str | None], root: str = "") -> None:
         """Write an entry atomically; a cache that cannot be written is silently skipped."""
+        import tempfile  # not needed by runs of cache hits
+
         target = self._entry(path, digest, root)
         payload = {"dependencies": dependencies,
                    "diagnostics": [diagnostic_to_dict(d) for d in diagnostics]}

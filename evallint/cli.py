@@ -1,4 +1,8 @@
-"""The ``evallint`` command line: ``check``, ``rule CODE`` and ``rules`` (see docs/cli.md)."""
+"""The ``evallint`` command line: ``check``, ``rule CODE`` and ``rules`` (see docs/cli.md).
+
+What only some runs need (rich's markdown, progress bar and tables; fixes) is imported where it is
+used, and LibCST, the analysis and the rule classes with the first file that needs them
+(``linter.lint_source``): a run of cache hits and clean files starts fast."""
 
 from __future__ import annotations
 
@@ -9,10 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from evallint import __version__
 from evallint.analysis.project import Project, RootFinder
@@ -20,7 +20,6 @@ from evallint.cache import ResultCache
 from evallint.config import ConfigError, load_config, split_codes
 from evallint.diagnostics import Diagnostic
 from evallint.discovery import Excluder, discover
-from evallint.fixes import apply_fixes, unified_diff, write_atomically
 from evallint.linter import decode
 from evallint.reporters import formats
 from evallint.reporters.context import ReportContext
@@ -163,6 +162,9 @@ def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
                         cache: ResultCache | None, show_progress: bool) -> list[Diagnostic]:
     if not show_progress:
         return lint_targets(targets, options, jobs, cache)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(TextColumn("Linting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=Console(stderr=True), transient=True)
     with progress:
@@ -175,6 +177,8 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
          write: bool, from_stdin: bool, quiet: bool) -> tuple[list[Diagnostic], list[str]]:
     """Apply fixes file by file, re-linting after each round; returns the remaining findings and
     the diffs (``--diff``). Notebooks are reported but not fixed."""
+    from evallint.fixes import apply_fixes, unified_diff, write_atomically
+
     by_path: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
         by_path.setdefault(d.path, []).append(d)
@@ -227,6 +231,9 @@ def rule(code: str) -> None:
         raise UsageFailure(f"unknown rule {code!r} (see `evallint rules`)")
     text = rule_markdown(found)
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
         Console().print(Markdown(text))
     else:
         click.echo(text)
@@ -235,6 +242,9 @@ def rule(code: str) -> None:
 @main.command(name="rules")
 def list_rules() -> None:
     """List every rule: code, name, default on/off, fixable, summary."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, show_edge=False)
     for column in ("Code", "Name", "Default", "Fix", "Summary"):
         table.add_column(column, overflow="fold")

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from evallint.rules import all_rules
-from evallint.rules.base import Rule, RuleSettings
+from evallint.rules import rule_infos
+from evallint.rules.base import RuleInfo, RuleSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,7 +46,7 @@ class Config:
         return RuleSettings(strict_restore=self.strict_restore, model_names=frozenset(self.model_names),
                             strict_test_code=self.test_code == "strict")
 
-    def selected_rules(self) -> tuple[type[Rule], ...]:
+    def selected_rules(self) -> tuple[RuleInfo, ...]:
         """The rules this configuration turns on (EL000 and EL001 always)."""
         return select_rules(self.select, self.extend_select, self.ignore)
 
@@ -66,7 +66,7 @@ def split_codes(value: str | None) -> list[str]:
 
 
 def check_codes(codes: Iterable[str], where: str) -> None:
-    codes_known = [rule.code for rule in all_rules()]
+    codes_known = [rule.code for rule in rule_infos()]
     for code in codes:
         if code == "ALL":
             continue
@@ -87,10 +87,10 @@ def _match_length(code: str, patterns: Iterable[str]) -> int:
 
 
 def select_rules(select: Sequence[str] | None, extend_select: Sequence[str],
-                 ignore: Sequence[str]) -> tuple[type[Rule], ...]:
+                 ignore: Sequence[str]) -> tuple[RuleInfo, ...]:
     """Rules chosen by codes/prefixes: the most specific of select and ignore wins (as in Ruff)."""
     chosen = []
-    for rule in all_rules():
+    for rule in rule_infos():
         if rule.always_on:
             chosen.append(rule)
             continue

@@ -1,13 +1,17 @@
-"""Which files a run lints: walk folders, skip tool/venv/build folders, .gitignore and ``exclude``."""
+"""Which files a run lints: walk folders, skip tool/venv/build folders, .gitignore and ``exclude``.
+
+pathspec is imported only for patterns that exist: a run on named files without ``exclude``
+does without it."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 SKIPPED_FOLDERS = frozenset({
     ".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", ".env", "__pycache__", "build", "dist",
@@ -19,16 +23,24 @@ SOURCE_SUFFIXES = (".py", ".pyi", ".ipynb")
 
 @dataclass(frozen=True)
 class Excluder:
-    """``exclude`` patterns (gitignore syntax) relative to the configuration's folder."""
+    """``exclude`` patterns (gitignore syntax) relative to the configuration's folder; ``spec``
+    is None without patterns."""
 
     root: Path
-    spec: pathspec.PathSpec
+    spec: pathspec.PathSpec | None
 
     @classmethod
     def from_patterns(cls, root: Path, patterns: Iterable[str]) -> "Excluder":
+        patterns = list(patterns)
+        if not patterns:
+            return cls(root.resolve(), None)
+        import pathspec
+
         return cls(root.resolve(), pathspec.GitIgnoreSpec.from_lines(patterns))
 
     def excludes(self, path: Path, is_dir: bool = False) -> bool:
+        if self.spec is None:
+            return False
         try:
             relative = path.resolve().relative_to(self.root).as_posix()
         except ValueError:
@@ -47,6 +59,8 @@ class _GitIgnores:
             gitignore = folder / ".gitignore"
             spec = None
             if gitignore.is_file():
+                import pathspec
+
                 try:
                     lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
                     spec = pathspec.GitIgnoreSpec.from_lines(lines)

@@ -1,15 +1,15 @@
-"""Apply the edits that findings carry: non-overlapping, verified to parse, written atomically."""
+"""Apply the edits that findings carry: non-overlapping, verified to parse, written atomically.
+
+Every run imports this module (reporters ask ``applicable``); LibCST and ``tempfile`` are imported
+where a fix is applied."""
 
 from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-
-import libcst as cst
 
 from evallint.diagnostics import Applicability, Diagnostic, Edit
 from evallint.lines import split_lines
@@ -69,6 +69,8 @@ def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> F
 
 def _edited(text: str, chosen: list) -> str | None:
     """``text`` with the edits of ``chosen`` fixes, or None if that does not parse."""
+    import libcst as cst
+
     result = text
     edits = [r for _, ranges in chosen for r in ranges]
     for start, end, edit in sorted(edits, key=lambda item: (item[0], item[1]), reverse=True):
@@ -88,6 +90,8 @@ def unified_diff(path: str, before: str, after: str) -> str:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, keeping its permissions; on any failure the
     original file is left as it was."""
+    import tempfile
+
     mode = path.stat().st_mode
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".evallint")
     try:

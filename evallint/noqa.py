@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from evallint.diagnostics import Diagnostic, Edit, Fix, Span
 from evallint.lines import split_lines
 from evallint.linter import meta_diagnostic
-from evallint.rules import rule_by_code
+from evallint.rules import info_by_code
 
 NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 # ``# evallint: disable-file=EL201,EL103`` (or ``disable-file`` alone: every rule) for the file.
@@ -87,7 +87,7 @@ def apply(diagnostics: list[Diagnostic], path: str, text: str, selected: frozens
 
 def _unused(by_line: dict[int, NoqaComment], used: dict[int, set[str]], path: str,
             selected: frozenset[str], text: str):
-    known = rule_by_code()
+    known = info_by_code()
     for line, comment in sorted(by_line.items()):
         if comment.codes is None:
             continue  # a bare noqa may be meant for another tool

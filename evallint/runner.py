@@ -12,14 +12,11 @@ import gc
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
-
-import pathspec
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from evallint import noqa
 from evallint.analysis.project import Project, find_root
@@ -27,8 +24,11 @@ from evallint.cache import ResultCache, content_hash, file_hash
 from evallint.diagnostics import Diagnostic, Span, other_file_path
 from evallint.linter import decode, internal_error, lint_source, meta_diagnostic
 from evallint.notebooks import NotebookError, extract
-from evallint.rules import rule_by_code
-from evallint.rules.base import Rule, RuleSettings
+from evallint.rules import info_by_code
+from evallint.rules.base import RuleSettings
+
+if TYPE_CHECKING:
+    import pathspec
 
 # Below this many files to analyse, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 8
@@ -75,13 +75,9 @@ class LintOptions:
     time_limit: float | None = DEFAULT_TIME_LIMIT
 
     @property
-    def rules(self) -> tuple[type[Rule], ...]:
-        by_code = rule_by_code()
-        return tuple(by_code[code] for code in self.codes)
-
-    @property
     def unsuppressable(self) -> frozenset[str]:
-        return frozenset(rule.code for rule in self.rules if rule.always_on)
+        by_code = info_by_code()
+        return frozenset(code for code in self.codes if by_code[code].always_on)
 
 
 @dataclass
@@ -119,7 +115,7 @@ def lint_target(target: Target, project: Project, options: LintOptions) -> FileR
         source = notebook.text if notebook else text
         try:
             with _time_limit(options.time_limit):
-                found = lint_source(target.path, source, project, options.rules, options.settings,
+                found = lint_source(target.path, source, project, options.codes, options.settings,
                                     file=target.file)
         except FileTimeLimit:
             return FileResult(target.path, [meta_diagnostic(
@@ -204,6 +200,8 @@ def _relative_related(diagnostic: Diagnostic) -> Diagnostic:
 
 @lru_cache(maxsize=None)
 def _pattern(pattern: str) -> pathspec.GitIgnoreSpec:
+    import pathspec
+
     return pathspec.GitIgnoreSpec.from_lines([pattern])
 
 
@@ -305,6 +303,8 @@ def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
             if on_progress:
                 on_progress(1)
         return
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # for parallel runs only: slow to import
+
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start_worker,
                              initargs=(options,)) as pool:
         futures = {pool.submit(_lint_in_worker, batch): batch for batch in _batches(pending, jobs)}

@@ -1,4 +1,5 @@
-"""docs/rules/ is generated from the rule classes (tools/generate_rule_docs.py) and kept current."""
+"""docs/rules/ and the rule catalogue are generated from the rule classes
+(tools/generate_rule_docs.py) and kept current."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from evallint.rule_docs import rule_markdown
-from evallint.rules import all_rules
+from evallint.rules import all_rules, rule_infos
+from evallint.rules.base import RuleInfo
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATOR = REPO / "tools" / "generate_rule_docs.py"
 DOCS = REPO / "docs" / "rules"
-REGENERATE = "docs/rules/ is out of date: run `python tools/generate_rule_docs.py`"
+REGENERATE = "docs/rules/ or the rule catalogue is out of date: run `python tools/generate_rule_docs.py`"
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +57,30 @@ def test_index_lists_every_rule_once(generator) -> None:
     assert sorted(p.stem for p in DOCS.glob("EL*.md")) == [rule.code for rule in all_rules()]
 
 
+def test_catalogue_matches_the_rule_classes(generator) -> None:
+    assert rule_infos() == tuple(RuleInfo.of(rule) for rule in all_rules()), REGENERATE
+    assert not generator.catalogue_is_stale(), REGENERATE
+
+
 def test_check_mode_reports_stale_docs(generator, tmp_path: Path) -> None:
-    assert generator.main(["--output", str(tmp_path), "--check"]) == 1
-    assert generator.main(["--output", str(tmp_path)]) == 0
-    assert generator.main(["--output", str(tmp_path), "--check"]) == 0
-    (tmp_path / "EL101.md").write_text("edited by hand\n", encoding="utf-8")
-    (tmp_path / "EL999.md").write_text("a rule that no longer exists\n", encoding="utf-8")
-    assert generator.stale_files(tmp_path) == ["EL101.md", "EL999.md"]
-    assert generator.main(["--output", str(tmp_path), "--check"]) == 1
-    generator.main(["--output", str(tmp_path)])
-    assert not (tmp_path / "EL999.md").exists()
-    assert generator.stale_files(tmp_path) == []
+    docs, catalogue = tmp_path / "rules", tmp_path / "catalogue.py"
+    output = ["--output", str(docs), "--catalogue", str(catalogue)]
+    assert generator.main([*output, "--check"]) == 1
+    assert generator.main(output) == 0
+    assert generator.main([*output, "--check"]) == 0
+    (docs / "EL101.md").write_text("edited by hand\n", encoding="utf-8")
+    (docs / "EL999.md").write_text("a rule that no longer exists\n", encoding="utf-8")
+    assert generator.stale_files(docs) == ["EL101.md", "EL999.md"]
+    assert generator.main([*output, "--check"]) == 1
+    generator.main(output)
+    assert not (docs / "EL999.md").exists()
+    assert generator.stale_files(docs) == []
+    catalogue.write_text(catalogue.read_text(encoding="utf-8").replace("always_on=True", "always_on=False"),
+                         encoding="utf-8")
+    assert generator.catalogue_is_stale(catalogue)
+    assert generator.main([*output, "--check"]) == 1
+    generator.main(output)
+    assert not generator.catalogue_is_stale(catalogue)
 
 
 def test_check_mode_from_the_command_line() -> None:

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
-import evallint.linter
+import evallint.analysis.file_analysis
 import evallint.runner
 from evallint import __version__
 from evallint.cache import CACHE_FOLDER, ResultCache, content_hash
@@ -181,7 +182,7 @@ def test_jobs_2_same_findings_as_jobs_1(tmp_path, monkeypatch):
         files[f"part{number % 3}/script_{number}.py"] = snippets[number % len(snippets)]
     write(tmp_path, files)
     RecordingPool.started = []
-    monkeypatch.setattr(evallint.runner, "ProcessPoolExecutor", RecordingPool)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", RecordingPool)
 
     one, data1 = run_json("--no-cache", "--jobs", "1", ".")
     assert RecordingPool.started == []
@@ -206,14 +207,14 @@ def _targets(root: Path, *names: str) -> list[Target]:
 def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
     write(tmp_path, {"boom.py": EL106_SCRIPT.replace("import torch\n", "import torch  # noqa\n"),
                      "predict.py": EL103_SCRIPT, "train.py": TRAIN_SCRIPT, "utils.py": UTILS_LEAKING})
-    real = evallint.linter.FileAnalysis
+    real = evallint.analysis.file_analysis.FileAnalysis
 
     def exploding(context):
         if context.source.path == "boom.py":
             raise KeyError("mode-of-unknown-node")
         return real(context)
 
-    monkeypatch.setattr(evallint.linter, "FileAnalysis", exploding)
+    monkeypatch.setattr(evallint.analysis.file_analysis, "FileAnalysis", exploding)
     cache = ResultCache(tmp_path, "fingerprint")
     found = lint_targets(_targets(tmp_path, "boom.py", "predict.py", "train.py"), _options(tmp_path),
                          jobs=1, cache=cache)
@@ -231,14 +232,14 @@ def test_internal_error_is_el000_on_that_file_only(tmp_path, monkeypatch):
 
 def test_internal_error_from_the_command_line(tmp_path, monkeypatch):
     write(tmp_path, {"boom.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT})
-    real = evallint.linter.FileAnalysis
+    real = evallint.analysis.file_analysis.FileAnalysis
 
     def exploding(context):
         if context.source.path.endswith("boom.py"):
             raise RecursionError("maximum recursion depth exceeded")
         return real(context)
 
-    monkeypatch.setattr(evallint.linter, "FileAnalysis", exploding)
+    monkeypatch.setattr(evallint.analysis.file_analysis, "FileAnalysis", exploding)
     result, data = run_json("--no-cache", "--jobs", "1", "--ignore", "EL0", "boom.py", "predict.py")
     assert result.exit_code == 1
     assert {(d["path"], d["code"]) for d in data} == {("boom.py", "EL000"), ("predict.py", "EL103")}

@@ -1,12 +1,13 @@
-"""The linted project: its root, import resolution to files on disk, and a cache of modules."""
+"""The linted project: its root, import resolution to files on disk, and a cache of modules.
+
+LibCST (``frontend.source``) is imported where a module is parsed, not here: deciding that a file
+needs no analysis (``may_matter``) must not pay for it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from evallint.frontend.source import ParseFailure, SourceModule
 
 if TYPE_CHECKING:
     from evallint.analysis.module import ModuleContext
@@ -98,6 +99,7 @@ class Project:
         or a notebook. A module already parsed for an import is reused when the text is the
         same. Raises ParseFailure."""
         from evallint.analysis.module import ModuleContext
+        from evallint.frontend.source import SourceModule
 
         file = file.resolve()
         context = self._contexts.get(file)
@@ -114,6 +116,7 @@ class Project:
         if file in self._contexts:
             return self._contexts[file]
         from evallint.analysis.module import ModuleContext
+        from evallint.frontend.source import ParseFailure, SourceModule
 
         context: ModuleContext | None = None
         try:

@@ -1,7 +1,7 @@
 """Which files need the full analysis: decided on text and ``ast``, before LibCST parses anything.
 
-A file matters if it mentions something a rule reacts to itself (``source.may_be_relevant``), or
-if it imports from the project a function that matters: one whose own text mentions such a thing,
+A file matters if it mentions something a rule reacts to itself (``frontend.text.may_be_relevant``),
+or if it imports from the project a function that matters: one whose own text mentions such a thing,
 or that calls another function of its module (or one its module imports) that matters
 (``train(model)`` and ``evaluate(model)`` from a helper module: the caller's loop can leak eval
 mode). Classes do not carry relevance to the files that import them: nearly every model class
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evallint.frontend.source import import_statements, may_be_relevant
+from evallint.frontend.text import import_statements, may_be_relevant
 
 if TYPE_CHECKING:
     from evallint.analysis.project import Project

@@ -1,12 +1,15 @@
 """``text`` (default): each finding with its source line, a marker under the span, the related
-locations that explain it, and a summary; coloured by rich when writing to a terminal."""
+locations that explain it, and a summary; coloured by rich when writing to a terminal (rich is
+imported when this format writes, not when the formats are listed)."""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from evallint.reporters.context import ReportContext, location
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 FORMAT = "text"
 
@@ -14,6 +17,8 @@ STYLES = {"error": "bold red", "warning": "bold yellow"}
 
 
 def _snippet(console: Console, context: ReportContext, d) -> None:
+    from rich.text import Text
+
     line_text = context.source_line(d.path, d.span.line, d.cell)
     if line_text is None:
         return
@@ -31,6 +36,9 @@ def _snippet(console: Console, context: ReportContext, d) -> None:
 
 
 def write(diagnostics: list, context: ReportContext) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
     console = Console(file=context.out, highlight=False, soft_wrap=True, emoji=False)
     for d in diagnostics:
         mark = "[*] " if context.fixable(d) else ""
@@ -52,6 +60,8 @@ def write(diagnostics: list, context: ReportContext) -> None:
 
 
 def _summary(console: Console, context: ReportContext, diagnostics: list) -> None:
+    from rich.text import Text
+
     if not diagnostics:
         console.print(Text("All checks passed!", style="bold green"))
         return

@@ -1,7 +1,10 @@
 """The rule registry: every module ``elNNN_*.py`` in this package defines one rule class.
 
-The registry is the single source for ``evallint rules``, ``evallint rule CODE``, selection,
-SARIF metadata and the generated docs. Adding a rule is adding one file here.
+The classes are the single source for ``evallint rules``, ``evallint rule CODE``, SARIF metadata,
+the generated docs and the catalogue (``catalogue.py``, generated too): the plain data that
+selection, configuration, ``# noqa`` and driver findings read (``rule_infos``), so that a run that
+analyses nothing imports no rule class, nor LibCST. Adding a rule is adding one file here and
+running ``python tools/generate_rule_docs.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import pkgutil
 import re
 from functools import lru_cache
 
-from evallint.rules.base import Rule
+from evallint.rules.base import Rule, RuleInfo
 
 _RULE_MODULE = re.compile(r"^el\d{3}_\w+$")
 
@@ -43,3 +46,16 @@ def rule_by_code() -> dict[str, type[Rule]]:
 def rule_by_name() -> dict[str, type[Rule]]:
     """Map of kebab-case name (``eval-mode-leaks-into-training``) to rule class."""
     return {rule.name: rule for rule in all_rules()}
+
+
+def rule_infos() -> tuple[RuleInfo, ...]:
+    """``RuleInfo.of`` every rule class, sorted by code, without importing one (the catalogue;
+    imported here, not at the top, so that the generator never depends on it)."""
+    from evallint.rules.catalogue import CATALOGUE
+
+    return CATALOGUE
+
+
+def info_by_code() -> dict[str, RuleInfo]:
+    """Map of code to ``RuleInfo``."""
+    return {info.code: info for info in rule_infos()}

@@ -1,17 +1,20 @@
-"""The rule interface: one class per rule holds its metadata, docs, examples and check."""
+"""The rule interface: one class per rule holds its metadata, docs, examples and check.
+
+Cheap to import (no LibCST): the configuration and the driver use ``RuleSettings`` and
+``RuleInfo`` on runs that parse nothing."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar, Iterator
-
-import libcst as cst
 
 from evallint.diagnostics import Applicability, Diagnostic, Fix, Related, Severity
 from evallint.lines import split_lines
 
 if TYPE_CHECKING:
+    import libcst as cst
+
     from evallint.analysis.file_analysis import FileAnalysis
 
 # A trailing comment ``# EL101`` (or ``# EL101, EL103: why``) marks an expected finding on its
@@ -37,6 +40,22 @@ class RuleSettings:
     model_names: frozenset[str] = frozenset()
     # ``test-code = "strict"``: EL103/EL201 also in test code (off there by default).
     strict_test_code: bool = False
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What selection, configuration, ``# noqa`` and driver findings read of a rule, as plain
+    data: ``rules/catalogue.py`` holds one per rule, generated from the classes."""
+
+    code: str
+    name: str
+    severity: Severity
+    default_enabled: bool
+    always_on: bool
+
+    @classmethod
+    def of(cls, rule: type["Rule"]) -> "RuleInfo":
+        return cls(**{item.name: getattr(rule, item.name) for item in fields(cls)})
 
 
 class RuleContext:
