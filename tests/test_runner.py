@@ -358,7 +358,7 @@ def test_past_the_memory_budget_parsed_modules_are_dropped_and_findings_stay(tmp
     monkeypatch.setattr(evallint.runner, "_memory_limit", [evallint.runner.MEMORY_BUDGET])
     monkeypatch.setattr(evallint.runner, "_run", _serial_run_with(Projects))
     assert lint_targets(targets, _options(tmp_path), jobs=1) == kept
-    # Past 300 MB after train.py: dropped. Freed memory is reused, so the next drop waits until
+    # Past the 250 MB budget after train.py: dropped. Freed memory is reused, so the next drop waits until
     # the process grows a quarter of the budget past the 350 MB it kept: after again.py, not predict.py.
     assert dropped == [1, 1]
 
