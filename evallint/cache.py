@@ -44,6 +44,7 @@ class ResultCache:
     def __init__(self, root: Path, fingerprint: str) -> None:
         self.folder = root / CACHE_FOLDER / __version__
         self.fingerprint = fingerprint
+        self._seen: dict[str, str | None] = {}
 
     def _entry(self, path: str, digest: str, root: str) -> Path:
         key = content_hash(f"{self.fingerprint}\0{path}\0{root}\0{digest}".encode())
@@ -54,11 +55,18 @@ class ResultCache:
         try:
             entry = json.loads(self._entry(path, digest, root).read_text(encoding="utf-8"))
             for dependency, expected in entry["dependencies"].items():
-                if file_hash(Path(dependency)) != expected:
+                if self._current_hash(dependency) != expected:
                     return None
             return [diagnostic_from_dict(item) for item in entry["diagnostics"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # absent, or damaged: a miss
+
+    def _current_hash(self, dependency: str) -> str | None:
+        """``file_hash`` of a dependency, looked at once per run: entries share most of theirs
+        (a helper module, the probes of a common import)."""
+        if dependency not in self._seen:
+            self._seen[dependency] = file_hash(Path(dependency))
+        return self._seen[dependency]
 
     def store(self, path: str, digest: str, diagnostics: list[Diagnostic],
               dependencies: dict[str, str | None], root: str = "") -> None:
