@@ -171,7 +171,11 @@ def _resident_bytes() -> int | None:
 
 
 def _lint_within_budget(target: Target, projects: dict[Path, Project], options: LintOptions) -> FileResult:
-    """``lint_target`` with this process's ``projects``; past MEMORY_BUDGET they are dropped."""
+    """``lint_target`` with this process's ``projects``: only the current root's is kept, and it
+    is dropped too past the memory budget."""
+    if projects and target.project_root not in projects:
+        # Files come root by root (``_batches``): the projects of earlier roots are done with.
+        projects.clear()
     project = project_for(projects, target)
     result = lint_target(target, project, options)
     if result.timed_out:
@@ -259,9 +263,14 @@ def _lint_in_worker(targets: list[Target]) -> list[FileResult]:
     return [_lint_within_budget(target, _worker_projects, _worker_options) for target in targets]
 
 
+def _root_order(target: Target) -> tuple[str, str, str]:
+    """Root by root, folder by folder: a process keeps one root's parsed modules at a time."""
+    return str(target.project_root), str(target.file.parent), target.path
+
+
 def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
     """Targets grouped by root and folder, in batches small enough to keep every worker busy."""
-    ordered = sorted(targets, key=lambda t: (str(t.project_root), str(t.file.parent), t.path))
+    ordered = sorted(targets, key=_root_order)
     size = max(1, min(16, len(ordered) // (jobs * 4) or 1))
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
@@ -309,7 +318,7 @@ def _run(pending: Sequence[Target], options: LintOptions, jobs: int,
          on_progress: Callable[[int], None] | None) -> Iterable[FileResult]:
     if jobs <= 1 or len(pending) < PARALLEL_THRESHOLD:
         projects: dict[Path, Project] = {}
-        for target in pending:
+        for target in sorted(pending, key=_root_order):
             yield _lint_within_budget(target, projects, options)
             if on_progress:
                 on_progress(1)
