@@ -369,3 +369,25 @@ def _serial_run_with(projects_type):
         for target in pending:
             yield evallint.runner._lint_within_budget(target, projects, options)
     return run
+
+
+def test_a_process_keeps_only_the_current_roots_project(tmp_path, monkeypatch):
+    """Files come root by root: once a process moves on, the earlier root's parsed modules go."""
+    for project in ("a", "b"):
+        write(tmp_path, {f"{project}/setup.py": "", f"{project}/train.py": TRAIN_SCRIPT,
+                         f"{project}/utils.py": UTILS_LEAKING, f"{project}/predict.py": EL103_SCRIPT})
+    targets = [Target(f"{project}/{name}", tmp_path / project / name)
+               for name in ("train.py", "predict.py") for project in ("b", "a")]  # roots interleaved
+    held: list[list[str]] = []
+    projects_seen: dict = {}
+
+    def run(pending, options, jobs, on_progress):  # the serial run, noting the projects kept
+        for target in sorted(pending, key=evallint.runner._root_order):
+            yield evallint.runner._lint_within_budget(target, projects_seen, options)
+            held.append(sorted(root.name for root in projects_seen))
+
+    monkeypatch.setattr(evallint.runner, "_run", run)
+    found = lint_targets(targets, _options(tmp_path), jobs=1)
+    assert held == [["a"], ["a"], ["b"], ["b"]]
+    assert {(d.path, d.code) for d in found} == {("a/train.py", "EL101"), ("b/train.py", "EL101"),
+                                                 ("a/predict.py", "EL103"), ("b/predict.py", "EL103")}
