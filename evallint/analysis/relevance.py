@@ -1,4 +1,4 @@
-"""Which files need the full analysis: decided on text and ``ast``, before LibCST parses anything.
+"""Which files need the full analysis: decided on text alone, before LibCST parses anything.
 
 A file matters if it mentions something a rule reacts to itself (``frontend.text.may_be_relevant``),
 or if it imports from the project a function that matters: one whose own text mentions such a thing,
