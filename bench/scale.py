@@ -10,7 +10,8 @@ DIR holds the libraries pinned in bench/libraries.txt (fetched there with real_l
 when missing). TorchFix, Ruff and flake8 are installed on demand into DIR/_tools_venv (evallint skips
 virtualenvs); a tool that cannot be installed is skipped with a note.
 
-Every measurement is a fresh process (start-up counts) run under GNU time: wall time, and the peak
+evallint's bytecode is written first, as installing a wheel does. Every measurement is a fresh
+process (start-up counts) run under GNU time: wall time, and the peak
 resident memory of the largest single process of the tree (workers included). Parts (`--only`):
 
   slice        a fixed ~100-file project (the packages of SLICE_LIBRARIES copied into one temporary
@@ -123,6 +124,16 @@ def peak(runs: list[Run]) -> float:
 
 def evallint(*args: str, fmt: str = "concise") -> list[str]:
     return [sys.executable, "-m", "evallint", "check", "--quiet", "--output-format", fmt, *args]
+
+
+def compile_evallint() -> None:
+    """Write evallint's bytecode, as `pip install` of a wheel does: an editable install under
+    PYTHONDONTWRITEBYTECODE would otherwise compile every module again in every measured run."""
+    import compileall
+
+    import evallint
+
+    compileall.compile_dir(str(Path(evallint.__file__).parent), quiet=1)
 
 
 def covered_files(folder: Path) -> list[Path]:
@@ -579,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = args.only or (QUICK_PARTS if args.quick else PARTS)
     chosen = [(n, v) for n, v in libraries() if not args.libraries or n in args.libraries]
     tools = setup_tools(root) if {"slice", "one-file"} & set(parts) else {}
+    compile_evallint()
     with tempfile.TemporaryDirectory(prefix="evallint-scale-") as work:
         bench = Bench(root, Path(work), args.runs, tools, chosen)
         caption = (f"Measured {datetime.date.today()} on {os.cpu_count()} CPUs, Python "
