@@ -142,7 +142,8 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
         sys.exit(EXIT_CLEAN if complete else EXIT_FINDINGS)
 
     context = ReportContext(quiet=quiet, unsafe_fixes=unsafe_fixes,
-                            sources={t.path: t.text for t in targets if t.text is not None})
+                            sources={t.path: t.text for t in targets if t.text is not None},
+                            paths=[t.path for t in targets])
     if fix or diff:
         diagnostics, changed = _fix(targets, diagnostics, options, unsafe_fixes,
                                     write=fix and not diff, from_stdin=from_stdin, quiet=quiet)
