@@ -68,7 +68,9 @@ def run() -> None:
 @click.option("--ignore", help="Rule codes or prefixes to disable, comma-separated.")
 @click.option("--extend-select", help="Rule codes or prefixes to enable on top of the selection.")
 @click.option("--output-format", type=click.Choice(sorted(formats())), default="text",
-              show_default=True, help="How findings are printed.")
+              show_default=True, help="How findings are printed: `github` annotates GitHub pull "
+              "requests, `sarif` is for code scanning, `gitlab` a GitLab Code Quality report, `junit` "
+              "JUnit XML for CI test reports (see docs/ci.md).")
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply (or offer) fixes that can change behaviour.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a diff instead of writing them.")

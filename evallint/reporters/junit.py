@@ -6,7 +6,6 @@ runs, on its own; each linted file without findings is one passing test case."""
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 
 from evallint.reporters.context import ReportContext, location
 
@@ -35,6 +34,8 @@ def _details(d) -> str:
 
 
 def write(diagnostics: list, context: ReportContext) -> None:
+    import xml.etree.ElementTree as ET  # only when this format writes: every run lists the formats
+
     by_path: dict[str, list] = {}
     for d in diagnostics:
         by_path.setdefault(d.path, []).append(d)
