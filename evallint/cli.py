@@ -148,7 +148,8 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
                             paths=[t.path for t in targets])
     if fix or diff:
         diagnostics, changed = _fix(targets, diagnostics, options, unsafe_fixes,
-                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet)
+                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet,
+                                    digests=linted)
         if diff:
             sys.stdout.write("".join(changed))
             sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
@@ -193,9 +194,12 @@ def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
 
 
 def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOptions, unsafe: bool,
-         write: bool, from_stdin: bool, quiet: bool) -> tuple[list[Diagnostic], list[str]]:
+         write: bool, from_stdin: bool, quiet: bool,
+         digests: dict[str, str | None] | None = None) -> tuple[list[Diagnostic], list[str]]:
     """Apply fixes file by file, re-linting after each round; returns the remaining findings and
-    the diffs (``--diff``). Notebooks are reported but not fixed."""
+    the diffs (``--diff``). Notebooks are reported but not fixed; nor is a file whose content is
+    no longer the one linted (``digests``: content hashes) or changes before it is written."""
+    from evallint.cache import content_hash
     from evallint.fixes import FileChanged, apply_fixes, unified_diff, with_bom, write_atomically
 
     by_path: dict[str, list[Diagnostic]] = {}
@@ -213,6 +217,11 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
                 sys.stdout.write(target.text or "")
             continue
         raw = target.file.read_bytes() if target.text is None else b""
+        if target.text is None and digests is not None and content_hash(raw) != digests.get(target.path):
+            click.echo(f"evallint: warning: {target.path}: not fixed: it changed since it was linted",
+                       err=True)
+            remaining.extend(found)
+            continue
         original = target.text if target.text is not None else decode(raw)
         text = original
         linted, applied = found, 0

@@ -360,3 +360,22 @@ def test_write_keeps_the_original_when_the_file_changed(tmp_path):
     assert os.listdir(tmp_path) == ["a.py"]
     write_atomically(path, "x = 2\n", expected=b"x = 1\n")
     assert path.read_bytes() == b"x = 2\n"
+
+
+def test_fix_leaves_a_file_changed_since_it_was_linted(tmp_path, monkeypatch):
+    from evallint import cli
+
+    write(tmp_path, {"evaluate.py": EL106_SCRIPT})
+    real = cli._lint_with_progress
+    edited = EL106_SCRIPT.replace("import torch\n", "import torch\nimport os\n")
+
+    def lint_then_edit(*args, **kwargs):
+        found = real(*args, **kwargs)
+        (tmp_path / "evaluate.py").write_text(edited)
+        return found
+
+    monkeypatch.setattr(cli, "_lint_with_progress", lint_then_edit)
+    result = run("check", "--no-cache", "--fix", "evaluate.py")
+    assert result.exit_code == 1
+    assert "evaluate.py: not fixed: it changed since it was linted" in result.stderr
+    assert (tmp_path / "evaluate.py").read_text() == edited
