@@ -68,10 +68,16 @@ def run() -> None:
 @click.option("--ignore", help="Rule codes or prefixes to disable, comma-separated.")
 @click.option("--extend-select", help="Rule codes or prefixes to enable on top of the selection.")
 @click.option("--output-format", type=click.Choice(sorted(formats())), default="text",
-              show_default=True, help="How findings are printed.")
+              show_default=True, help="How findings are printed: `github` annotates GitHub pull "
+              "requests, `sarif` is for code scanning, `gitlab` a GitLab Code Quality report, `junit` "
+              "JUnit XML for CI test reports (see docs/ci.md).")
 @click.option("--fix", is_flag=True, help="Apply safe fixes in place.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply (or offer) fixes that can change behaviour.")
 @click.option("--diff", is_flag=True, help="Print the fixes as a diff instead of writing them.")
+@click.option("--add-noqa", is_flag=True,
+              help="Add a `# noqa: CODE` directive for every current finding (to adopt evallint "
+                   "in an existing project and fail only on new findings); prints nothing else. "
+                   "Not with --fix or --diff.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Use this pyproject.toml or evallint.toml instead of searching for one.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
@@ -85,13 +91,18 @@ def run() -> None:
               help=f"Seconds the analysis of one file may take before it is stopped and reported "
                    f"(EL000); 0: no limit.  [default: {DEFAULT_TIME_LIMIT:g}]")
 def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, extend_select: str | None,
-          output_format: str, fix: bool, unsafe_fixes: bool, diff: bool, config_path: Path | None,
+          output_format: str, fix: bool, unsafe_fixes: bool, diff: bool, add_noqa: bool,
+          config_path: Path | None,
           no_cache: bool, jobs: int | None, exit_zero: bool, statistics: bool, quiet: bool,
           stdin_filename: str | None, file_time_limit: float | None) -> None:
     """Lint PATHS (files and folders; default `.`; `-` reads standard input)."""
     from_stdin = paths == (Path("-"),)
     if Path("-") in paths and not from_stdin:
         raise UsageFailure("`-` (standard input) cannot be combined with other paths")
+    if add_noqa and (fix or diff):
+        raise UsageFailure(f"`--add-noqa` cannot be combined with `{'--fix' if fix else '--diff'}`")
+    if add_noqa and from_stdin:
+        raise UsageFailure("`--add-noqa` edits files; it cannot be used with standard input (`-`)")
     given = list(paths) or [Path(".")]
     anchor = (Path(stdin_filename) if stdin_filename else Path.cwd()) if from_stdin else given[0]
     try:
@@ -124,13 +135,21 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
                           time_limit=time_limit or None)
     cache = ResultCache(config.root, _fingerprint(options)) if use_cache else None
     show_progress = not quiet and _stderr_is_terminal() and len(targets) > PROGRESS_THRESHOLD
-    diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress)
+    linted: dict[str, str | None] = {}
+    diagnostics = _lint_with_progress(targets, options, jobs or default_jobs(), cache, show_progress,
+                                      linted)
+    if add_noqa:
+        complete = _add_noqa(targets, diagnostics, linted,
+                             options.unsuppressable | {"EL002"}, quiet)
+        sys.exit(EXIT_CLEAN if complete else EXIT_FINDINGS)
 
     context = ReportContext(quiet=quiet, unsafe_fixes=unsafe_fixes,
-                            sources={t.path: t.text for t in targets if t.text is not None})
+                            sources={t.path: t.text for t in targets if t.text is not None},
+                            paths=[t.path for t in targets])
     if fix or diff:
         diagnostics, changed = _fix(targets, diagnostics, options, unsafe_fixes,
-                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet)
+                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet,
+                                    digests=linted)
         if diff:
             sys.stdout.write("".join(changed))
             sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
@@ -159,9 +178,10 @@ def _fingerprint(options: LintOptions) -> str:
 
 
 def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
-                        cache: ResultCache | None, show_progress: bool) -> list[Diagnostic]:
+                        cache: ResultCache | None, show_progress: bool,
+                        linted: dict[str, str | None] | None = None) -> list[Diagnostic]:
     if not show_progress:
-        return lint_targets(targets, options, jobs, cache)
+        return lint_targets(targets, options, jobs, cache, linted=linted)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -170,14 +190,17 @@ def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
     with progress:
         task = progress.add_task("lint", total=len(targets))
         return lint_targets(targets, options, jobs, cache,
-                            on_progress=lambda n: progress.advance(task, n))
+                            on_progress=lambda n: progress.advance(task, n), linted=linted)
 
 
 def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOptions, unsafe: bool,
-         write: bool, from_stdin: bool, quiet: bool) -> tuple[list[Diagnostic], list[str]]:
+         write: bool, from_stdin: bool, quiet: bool,
+         digests: dict[str, str | None] | None = None) -> tuple[list[Diagnostic], list[str]]:
     """Apply fixes file by file, re-linting after each round; returns the remaining findings and
-    the diffs (``--diff``). Notebooks are reported but not fixed."""
-    from evallint.fixes import apply_fixes, unified_diff, write_atomically
+    the diffs (``--diff``). Notebooks are reported but not fixed; nor is a file whose content is
+    no longer the one linted (``digests``: content hashes) or changes before it is written."""
+    from evallint.cache import content_hash
+    from evallint.fixes import FileChanged, apply_fixes, unified_diff, with_bom, write_atomically
 
     by_path: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
@@ -194,18 +217,24 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
                 sys.stdout.write(target.text or "")
             continue
         raw = target.file.read_bytes() if target.text is None else b""
+        if target.text is None and digests is not None and content_hash(raw) != digests.get(target.path):
+            click.echo(f"evallint: warning: {target.path}: not fixed: it changed since it was linted",
+                       err=True)
+            remaining.extend(found)
+            continue
         original = target.text if target.text is not None else decode(raw)
         text = original
+        linted, applied = found, 0
         for _ in range(FIX_ROUNDS):
             result = apply_fixes(text, found, unsafe)
             if not result.applied:
                 break
-            fixed += len(result.applied)
+            applied += len(result.applied)
             text = result.text
             relinted = replace(target, text=text)
             found = lint_target(relinted, project_for(projects, relinted), options).diagnostics
-        remaining.extend(found)
         if text == original:
+            remaining.extend(found)
             if from_stdin and write:
                 sys.stdout.write(text)
             continue
@@ -214,12 +243,75 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
         elif from_stdin:
             sys.stdout.write(text)
         else:
-            bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
-            write_atomically(target.file, bom + text)
+            try:
+                write_atomically(target.file, with_bom(raw, text), expected=raw)
+            except FileChanged as error:  # edited meanwhile: its findings stay those linted
+                click.echo(f"evallint: warning: {target.path}: not fixed: {error}", err=True)
+                remaining.extend(linted)
+                continue
+        remaining.extend(found)
+        fixed += applied
     remaining.extend(d for found in by_path.values() for d in found)
     if write and fixed and not quiet:
         click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''}.", err=True)
     return sorted(remaining, key=Diagnostic.sort_key), diffs
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _add_noqa(targets: list[Target], diagnostics: list[Diagnostic], linted: dict[str, str | None],
+              not_suppressible: frozenset[str], quiet: bool) -> bool:
+    """``--add-noqa``: write a directive for each finding that a ``# noqa`` can silence; True
+    when every such finding got one. A file is written only if it still holds the bytes linted."""
+    from collections import Counter
+
+    from evallint.add_noqa import add_to_notebook, add_to_source, wanted_codes
+    from evallint.cache import content_hash
+    from evallint.fixes import FileChanged, with_bom, write_atomically
+
+    by_path: dict[str, list[Diagnostic]] = {}
+    for d in diagnostics:
+        by_path.setdefault(d.path, []).append(d)
+    left = Counter(d.code for d in diagnostics if d.code in not_suppressible)
+    directives = files = 0
+    problems: list[str] = []
+    for target in targets:
+        wanted = wanted_codes(by_path.get(target.path, ()), not_suppressible)
+        if not wanted:
+            continue
+        try:
+            raw = target.file.read_bytes()
+            if content_hash(raw) != linted.get(target.path):
+                raise FileChanged("it changed since it was linted")
+            original = decode(raw)
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"{target.path}: not edited: {getattr(error, 'strerror', None) or error}")
+            continue
+        outcome = add_to_notebook(original, wanted) if target.is_notebook else add_to_source(original, wanted)
+        for key, reason in outcome.unplaced:
+            where = f"cell {key[0]}:{key[1]}" if isinstance(key, tuple) else str(key)
+            problems.append(f"{target.path}:{where}: no `# noqa` added: {reason}")
+        if not outcome.directives:
+            continue
+        try:
+            write_atomically(target.file, with_bom(raw, outcome.text), expected=raw)
+        except OSError as error:
+            problems.append(f"{target.path}: not edited: {error.strerror or error}")
+            continue
+        directives += outcome.directives
+        files += 1
+    for problem in problems:
+        click.echo(f"evallint: warning: {problem}", err=True)
+    if not quiet:
+        click.echo(f"Added {_plural(directives, 'noqa directive')} to {_plural(files, 'file')}.", err=True)
+        if left:
+            counts = ", ".join(f"{code}: {count}" for code, count in sorted(left.items()))
+            click.echo(f"{_plural(sum(left.values()), 'finding')} left as is: not suppressible with "
+                       f"`# noqa` ({counts}; EL000/EL001 are always reported, EL002 is fixed with `--fix`).",
+                       err=True)
+    return not problems
 
 
 @main.command()

@@ -87,9 +87,21 @@ def unified_diff(path: str, before: str, after: str) -> str:
                                         fromfile=f"a/{path.lstrip('/')}", tofile=f"b/{path.lstrip('/')}"))
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step, keeping its permissions; on any failure the
-    original file is left as it was."""
+class FileChanged(OSError):
+    """The file on disk is no longer the one that was read: it was not overwritten."""
+
+
+def with_bom(original: bytes, text: str) -> str:
+    """``text`` to be written in place of the file whose bytes were ``original``: starting with
+    the byte-order mark again if the file did (``linter.decode`` drops it)."""
+    return "\ufeff" + text if original.startswith(b"\xef\xbb\xbf") else text
+
+
+def write_atomically(path: Path, text: str, expected: bytes | None = None) -> None:
+    """Replace ``path`` with ``text`` (UTF-8, line endings as they are in ``text``) in one step,
+    keeping its permissions; on any failure the original file is left as it was. With
+    ``expected`` (the bytes the new text was made from), raise ``FileChanged`` instead of writing
+    when the file no longer holds them (it was edited since it was read)."""
     import tempfile
 
     mode = path.stat().st_mode
@@ -98,6 +110,9 @@ def write_atomically(path: Path, text: str) -> None:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             out.write(text)
         os.chmod(temporary, mode & 0o7777)
+        # Compared as late as possible: what is left is the moment between this read and the rename.
+        if expected is not None and path.read_bytes() != expected:
+            raise FileChanged("it changed on disk since it was read; not overwritten")
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -105,4 +120,3 @@ def write_atomically(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 import tokenize
@@ -26,32 +27,68 @@ class NoqaComment:
     codes: tuple[str, ...] | None  # None: a bare ``# noqa`` suppresses every code
 
 
-def comments(text: str) -> tuple[dict[int, NoqaComment], set[str] | None]:
-    """The ``# noqa`` comment of each line, and the codes ``# evallint: disable-file`` turns off
-    (``{"ALL"}`` for every code; None when there is no such comment)."""
+# Tokens that can span lines and hold no comment: strings, and (Python 3.12+) the parts of f-strings
+# and (3.14+) t-strings between their start and end tokens.
+_STRING_STARTS = {getattr(tokenize, name) for name in ("FSTRING_START", "TSTRING_START") if hasattr(tokenize, name)}
+_STRING_ENDS = {getattr(tokenize, name) for name in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, name)}
+
+
+@dataclass(frozen=True)
+class NoqaIndex:
+    """What the comments of a file say: the ``# noqa`` of each line, the codes ``# evallint:
+    disable-file`` turns off (``{"ALL"}``: every code; None: no such comment), and the lines a
+    comment can end (``line_ends``, sorted; empty when the file does not tokenize)."""
+
+    comments: dict[int, NoqaComment]
+    disabled: set[str] | None
+    line_ends: tuple[int, ...]
+
+    def directive_line(self, line: int) -> int:
+        """The line whose ``# noqa`` applies to a finding that starts on ``line``: that line, unless
+        it cannot hold a comment (it ends inside a multi-line string or is continued by a
+        backslash); then the first line after it that can, where the string or the continued
+        line ends (as in Ruff and flake8)."""
+        at = bisect.bisect_left(self.line_ends, line)
+        return self.line_ends[at] if at < len(self.line_ends) else line
+
+
+def scan(text: str) -> NoqaIndex:
+    """Tokenize ``text`` once for its noqa comments, its file-level disables and its line ends."""
     found: dict[int, NoqaComment] = {}
     disabled: set[str] | None = None
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        return found, None
+        return NoqaIndex(found, None, ())
+    ends: set[int] = set()
+    inside: set[int] = set()  # lines that end within a multi-line string
+    opened: list[int] = []  # start lines of the f-strings (3.12+) being read
     for token in tokens:
-        if token.type != tokenize.COMMENT:
+        kind = token.type
+        if kind in (tokenize.NEWLINE, tokenize.NL):
+            ends.add(token.start[0])
+        elif kind in _STRING_STARTS:
+            opened.append(token.start[0])
+        elif kind in _STRING_ENDS and opened:
+            inside.update(range(opened.pop(), token.end[0]))
+        elif kind == tokenize.STRING and token.end[0] > token.start[0]:
+            inside.update(range(token.start[0], token.end[0]))
+        if kind != tokenize.COMMENT:
             continue
         file_match = FILE_DISABLE.match(token.string)
         if file_match:
             codes = file_match.group("codes")
             disabled = (disabled or set()) | (
                 {c.upper() for c in re.split(r"[\s,]+", codes) if c} if codes else {"ALL"})
-            continue
-        match = NOQA.search(token.string)
+        # A noqa may follow another comment on the line (``# type: ignore  # noqa: EL101``).
+        match = NOQA.search(token.string, file_match.end() if file_match else 0)
         if match is None:
             continue
         codes = match.group("codes")
         parsed = tuple(c.upper() for c in re.split(r"[\s,]+", codes) if c) if codes else None
         line, column = token.start
         found[line] = NoqaComment(line, column + 1 + match.start(), column + 1 + match.end(), parsed)
-    return found, disabled
+    return NoqaIndex(found, disabled, tuple(sorted(ends - inside)))
 
 
 def _suppresses(comment: NoqaComment, code: str) -> bool:
@@ -60,20 +97,22 @@ def _suppresses(comment: NoqaComment, code: str) -> bool:
 
 def apply(diagnostics: list[Diagnostic], path: str, text: str, selected: frozenset[str],
           unsuppressable: frozenset[str]) -> list[Diagnostic]:
-    """Drop the findings a ``# noqa`` on their first line suppresses; when EL002 is among the
-    ``selected`` codes, add it for each selected (or unknown) code in a noqa comment of ``path``
-    that suppressed nothing."""
+    """Drop the findings a ``# noqa`` on their first line suppresses (or, when that line ends inside
+    a multi-line string or a backslash continuation, on the line where it ends:
+    ``NoqaIndex.directive_line``); when EL002 is among the ``selected`` codes, add it for each
+    selected (or unknown) code in a noqa comment of ``path`` that suppressed nothing."""
     report_unused = "EL002" in selected
     if not (diagnostics or report_unused) or ("noqa" not in text and "evallint:" not in text):
         return diagnostics  # nothing to suppress or to report: no need to tokenize
-    by_line, disabled = comments(text)
+    index = scan(text)
+    by_line, disabled = index.comments, index.disabled
     if disabled:
         diagnostics = [d for d in diagnostics if d.code in unsuppressable
                        or not ("ALL" in disabled or d.code in disabled)]
     used: dict[int, set[str]] = {}
     kept = []
     for diagnostic in diagnostics:
-        line = diagnostic.span.line
+        line = index.directive_line(diagnostic.span.line)
         comment = by_line.get(line)
         if comment is not None and diagnostic.code not in unsuppressable \
                 and _suppresses(comment, diagnostic.code):

@@ -88,24 +88,34 @@ class FileResult:
     dependencies: dict[str, str | None] = field(default_factory=dict)
     # Stopped by the time limit: the project's memoised analyses may be half made.
     timed_out: bool = False
-
-
-def read_text(target: Target) -> str:
-    """The file's text; raises OSError or UnicodeDecodeError."""
-    return target.text if target.text is not None else decode(target.file.read_bytes())
+    # The content hash of the bytes linted (read from disk; None for given text or unreadable).
+    digest: str | None = None
 
 
 def lint_target(target: Target, project: Project, options: LintOptions) -> FileResult:
-    """Lint one file end to end; every failure becomes a finding on that file."""
+    """Lint one file end to end; every failure becomes a finding on that file. The result
+    carries the content hash of the bytes read (``FileResult.digest``)."""
+    digest = None
     try:
-        text = read_text(target)
+        if target.text is not None:
+            text = target.text
+        else:
+            data = target.file.read_bytes()
+            digest = content_hash(data)
+            text = decode(data)
     except OSError as error:
         return FileResult(target.path, [meta_diagnostic(
             "EL001", target.path, f"cannot read file: {error.strerror or error}", Span(1, 1, 1, 1))])
     except UnicodeDecodeError as error:
         return FileResult(target.path, [meta_diagnostic(
             "EL001", target.path, f"cannot decode file as UTF-8: {error.reason} at byte {error.start}",
-            Span(1, 1, 1, 1))])
+            Span(1, 1, 1, 1))], digest=digest)
+    result = _lint_text(target, text, project, options)
+    result.digest = digest
+    return result
+
+
+def _lint_text(target: Target, text: str, project: Project, options: LintOptions) -> FileResult:
     try:
         notebook = extract(text) if target.is_notebook else None
     except NotebookError as error:
@@ -277,8 +287,12 @@ def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
 
 def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                  cache: ResultCache | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> list[Diagnostic]:
-    """Findings of all ``targets``, sorted; cached results are reused and new ones stored."""
+                 on_progress: Callable[[int], None] | None = None,
+                 linted: dict[str, str | None] | None = None) -> list[Diagnostic]:
+    """Findings of all ``targets``, sorted; cached results are reused and new ones stored.
+    ``linted``, when given, receives the content hash of the bytes each file's findings are
+    for (None for text given or a file that could not be read), so that a caller that edits
+    the files (``--add-noqa``) can tell whether one changed since."""
     options = replace(options, record_dependencies=cache is not None)
     results: list[FileResult] = []
     pending: list[Target] = []
@@ -291,7 +305,7 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                 digests[target.path] = content_hash(data)
                 cached = cache.load(target.path, digests[target.path], root=str(target.project_root))
         if cached is not None:
-            results.append(FileResult(target.path, cached))
+            results.append(FileResult(target.path, cached, digest=digests[target.path]))
             if on_progress:
                 on_progress(1)
         else:
@@ -300,10 +314,13 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
     roots = {target.path: str(target.project_root) for target in pending}
     for result in _run(pending, options, jobs, on_progress):
         results.append(result)
-        if cache is not None and result.path in digests \
+        # Stored under the hash of the bytes linted: the file may have changed since the look-up.
+        if cache is not None and result.path in digests and result.digest is not None \
                 and not any(d.code == "EL000" for d in result.diagnostics):
-            cache.store(result.path, digests[result.path], result.diagnostics, result.dependencies,
+            cache.store(result.path, result.digest, result.diagnostics, result.dependencies,
                         root=roots[result.path])
+    if linted is not None:
+        linted.update((result.path, result.digest) for result in results)
     return sorted((d for r in results for d in r.diagnostics), key=Diagnostic.sort_key)
 
 

@@ -14,12 +14,14 @@ from evallint.notebooks import NotebookError, extract
 
 @dataclass
 class ReportContext:
-    """Output stream and options; ``sources`` holds texts not on disk (standard input)."""
+    """Output stream and options; ``sources`` holds texts not on disk (standard input);
+    ``paths`` the files linted (as given), for formats that list files without findings too."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     quiet: bool = False
     unsafe_fixes: bool = False
     sources: dict[str, str] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
     _lines: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def source_line(self, path: str, line: int, cell: int | None = None) -> str | None:
