@@ -18,6 +18,9 @@ from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.helpers import builds_mode_dependent_module
 
+# Decorators of a ``train`` that is no override with a body of its own: a static or class method,
+# a property, a typing stub (``@overload``) or an abstract method.
+_NOT_AN_OVERRIDE = frozenset({"staticmethod", "classmethod", "property", "overload", "abstractmethod"})
 # Methods of ``self`` an override may call without setting any mode (reading parameters to
 # freeze them, registering a buffer).
 _HARMLESS_SELF_METHODS = torch_api.NOT_FORWARD_METHODS - torch_api.MODULE_TREE_METHODS
@@ -119,7 +122,7 @@ class Classifier(nn.Module):
                 f"`model.eval().to(device)` break; return `{override.self_name}`",
                 fix=Fix(f"Return `{override.self_name}`",
                         (Edit(source.span_of(statement), f"return {override.self_name}"),)))
-        if _falls_off_the_end(override.graph):
+        if _falls_off_the_end(override.graph) and not _is_stub(node):
             edit = _return_self_at_end(source, node, override.self_name)
             yield ctx.diagnostic(
                 self, node.name,
@@ -132,13 +135,13 @@ class Classifier(nn.Module):
             names = ", ".join(f"`{override.self_name}.{name}`" for name in missed[:3])
             more = f" and {len(missed) - 3} more" if len(missed) > 3 else ""
             keep = "keeps its mode" if len(missed) == 1 else "keep their mode"
-            their = "its" if len(missed) == 1 else "their"
+            they = "it still runs" if len(missed) == 1 else "they still run"
             yield ctx.diagnostic(
                 self, node.name,
                 f"{method} neither calls `super().train({override.mode})` nor sets every child: "
-                f"{names}{more} {keep}, so after `model.eval()` {their} Dropout/BatchNorm layers "
-                f"still run in train mode; call `super().train({override.mode})` first, then switch "
-                "the parts that must stay frozen")
+                f"{names}{more} {keep}: after `model.eval()` {they} in train mode (dropout on, "
+                f"BatchNorm on batch statistics); call `super().train({override.mode})` first, then "
+                "switch the parts that must stay frozen")
 
 
 @dataclass
@@ -171,7 +174,7 @@ def _train_override(context: ModuleContext, graph: FunctionGraph) -> _Override |
     if graph.class_name is None or graph.name != f"{graph.class_name}.train" \
             or not isinstance(node, cst.FunctionDef):
         return None
-    if any(dotted_name(d.decorator) in ("staticmethod", "classmethod", "property")
+    if any((dotted_name(d.decorator) or "").rpartition(".")[2] in _NOT_AN_OVERRIDE
            for d in node.decorators):
         return None
     positional = [*node.params.posonly_params, *node.params.params]
@@ -283,6 +286,22 @@ def _returns_of_none(graph: FunctionGraph) -> list[cst.Return]:
     return list(found.values())
 
 
+def _is_stub(node: cst.FunctionDef) -> bool:
+    """A body of only a docstring and ``...``: a declaration (a protocol, a stub), not code."""
+    body = node.body
+    if isinstance(body, cst.SimpleStatementSuite):
+        smalls: list[cst.CSTNode] = list(body.body)
+    else:
+        smalls = []
+        for statement in body.body:  # type: ignore[union-attr]
+            if not isinstance(statement, cst.SimpleStatementLine):
+                return False
+            smalls += statement.body
+    values = [small.value for small in smalls if isinstance(small, cst.Expr)]
+    return len(values) == len(smalls) and any(isinstance(value, cst.Ellipsis) for value in values) \
+        and all(isinstance(value, (cst.Ellipsis, cst.SimpleString, cst.ConcatenatedString)) for value in values)
+
+
 def _falls_off_the_end(graph: FunctionGraph) -> bool:
     """Can the function reach its end without a ``return`` (paths that raise do not count)?"""
     seen: set[int] = set()
@@ -325,31 +344,49 @@ def _children_left_alone(context: ModuleContext, override: _Override) -> list[st
     body = override.body
     if body.parent_calls or body.whole_tree or body.opaque or not body.sets_a_mode:
         return []
-    children = _mode_dependent_children(override.cls, override.node)
-    return [name for name in children if name not in body.mentioned]
-
-
-def _mode_dependent_children(cls: ProjectClass, skip: cst.FunctionDef,
-                             _seen: frozenset[int] = frozenset()) -> list[str]:
-    """``X`` of each ``self.X = <mode-dependent module>(...)`` in a method of ``cls`` or of its
-    project bases, in source order."""
-    if id(cls.node) in _seen:
+    children = _Children()
+    _collect_children(override.cls, override.node, children)
+    if children.whole_model_frozen:
         return []
-    found: list[str] = []
+    return [name for name in children.built
+            if name not in body.mentioned and name not in children.frozen]
+
+
+@dataclass
+class _Children:
+    """What the other methods of a class (and of its project bases) do with its children."""
+
+    built: list[str] = field(default_factory=list)  # ``self.X = <mode-dependent module>(...)``
+    # ``self.X.eval()``/``self.X.train(False)`` in ``__init__`` or a ``*freeze*`` method: X is
+    # kept in eval mode on purpose, and an override that leaves it alone keeps it there.
+    frozen: set[str] = field(default_factory=set)
+    whole_model_frozen: bool = False  # ``self.eval()`` there: every child left alone stays frozen
+
+
+def _collect_children(cls: ProjectClass, skip: cst.FunctionDef, found: _Children,
+                      _seen: frozenset[int] = frozenset()) -> None:
+    if id(cls.node) in _seen:
+        return
     context = cls.context
-    for statement in cls.node.body.body:
+    statements = cls.node.body.body if isinstance(cls.node.body, cst.IndentedBlock) else ()
+    for statement in statements:
         if not isinstance(statement, cst.FunctionDef) or statement is skip:
             continue
         params = [*statement.params.posonly_params, *statement.params.params]
         if not params:
             continue
         self_name = params[0].name.value
+        freezes = statement.name.value == "__init__" or "freez" in statement.name.value.lower()
         stack: list[cst.CSTNode] = [statement.body]
         while stack:
             current = stack.pop()
             if isinstance(current, (cst.FunctionDef, cst.ClassDef)):
                 continue
             stack.extend(reversed(child_nodes(current)))  # source order
+            if isinstance(current, cst.Call):
+                if freezes:  # not ``predict()`` switching to eval for a while
+                    _note_freezing(current, self_name, found)
+                continue
             if isinstance(current, cst.Assign):
                 targets = [t.target for t in current.targets]
             elif isinstance(current, cst.AnnAssign) and current.value is not None:
@@ -358,15 +395,30 @@ def _mode_dependent_children(cls: ProjectClass, skip: cst.FunctionDef,
                 continue
             for target in targets:
                 if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) \
-                        and target.value.value == self_name and target.attr.value not in found \
+                        and target.value.value == self_name and target.attr.value not in found.built \
                         and isinstance(current.value, cst.Call) \
                         and builds_mode_dependent_module(context, current.value):
-                    found.append(target.attr.value)
+                    found.built.append(target.attr.value)
     for base in context.bases(cls):
         if isinstance(base, ProjectClass):
-            found += [name for name in _mode_dependent_children(base, skip, _seen | {id(cls.node)})
-                      if name not in found]
-    return found
+            _collect_children(base, skip, found, _seen | {id(cls.node)})
+
+
+def _note_freezing(call: cst.Call, self_name: str, found: _Children) -> None:
+    """``self.X.eval()``/``self.X.train(False)`` (X is kept frozen on purpose), ``self.eval()``."""
+    func = call.func
+    if not isinstance(func, cst.Attribute) or func.attr.value not in ("eval", "train"):
+        return
+    if func.attr.value == "train" and not (
+            len(call.args) == 1 and isinstance(call.args[0].value, cst.Name)
+            and call.args[0].value.value == "False"):
+        return
+    receiver = func.value
+    if isinstance(receiver, cst.Name) and receiver.value == self_name:
+        found.whole_model_frozen = True
+    elif isinstance(receiver, cst.Attribute) and isinstance(receiver.value, cst.Name) \
+            and receiver.value.value == self_name:
+        found.frozen.add(receiver.attr.value)
 
 
 def _class_label(cls: ProjectClass) -> str:
