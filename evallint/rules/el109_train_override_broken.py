@@ -21,6 +21,9 @@ from evallint.rules.helpers import builds_mode_dependent_module
 # Decorators of a ``train`` that is no override with a body of its own: a static or class method,
 # a property, a typing stub (``@overload``) or an abstract method.
 _NOT_AN_OVERRIDE = frozenset({"staticmethod", "classmethod", "property", "overload", "abstractmethod"})
+# Builtins that look at ``self`` without switching anything.
+_INSPECTING_BUILTINS = frozenset({"isinstance", "issubclass", "hasattr", "type", "id", "len", "print",
+                                  "repr", "str"})
 # Methods of ``self`` an override may call without setting any mode (reading parameters to
 # freeze them, registering a buffer).
 _HARMLESS_SELF_METHODS = torch_api.NOT_FORWARD_METHODS - torch_api.MODULE_TREE_METHODS
@@ -33,7 +36,8 @@ class TrainOverrideBroken(Rule):
                "their mode")
     what_it_does = (
         "Checks `def train(self, mode=True)` overrides of `nn.Module` subclasses (a class whose base "
-        "is not known counts when the override calls `super().train(...)`). It finds three mistakes: "
+        "is not known counts when the override calls `super().train(...)`; `def train(self, *args, "
+        "**kwargs)` counts when it passes them to `super().train`). It finds three mistakes: "
         "`super().train()` (or `nn.Module.train(self)`) called without `mode`; a path that returns "
         "None (falling off the end, a bare `return` or `return None`); and an override that neither "
         "calls `super().train(...)` nor reaches every child (a loop over `self.children()`/"
@@ -178,13 +182,21 @@ def _train_override(context: ModuleContext, graph: FunctionGraph) -> _Override |
            for d in node.decorators):
         return None
     positional = [*node.params.posonly_params, *node.params.params]
-    if len(positional) < 2 or not _is_mode_parameter(positional[1]):
-        return None
     cls = context.class_of_graph(graph)
-    if cls is None:
+    if not positional or cls is None:
         return None
-    self_name, mode = positional[0].name.value, positional[1].name.value
-    body = _read_body(node, self_name)
+    self_name = positional[0].name.value
+    if len(positional) >= 2 and _is_mode_parameter(positional[1]):
+        mode = positional[1].name.value
+        body = _read_body(node, self_name)
+    elif len(positional) == 1 and isinstance(node.params.star_arg, cst.Param):
+        # ``def train(self, *args, **kwargs): super().train(*args, **kwargs)``: the mode passes on
+        mode = node.params.star_arg.name.value
+        body = _read_body(node, self_name)
+        if not body.parent_calls or body.parent_calls_without_mode:
+            return None
+    else:
+        return None
     if not context.is_module_class(cls) and not (body.parent_calls and context.may_be_module_class(cls)):
         return None
     return _Override(graph, node, cls, self_name, mode, body)
@@ -228,7 +240,8 @@ def _read_call(call: cst.Call, self_name: str, body: _Body) -> None:
     positional = [arg for arg in call.args if arg.keyword is None and not arg.star]
     passes_self = any(isinstance(arg.value, cst.Name) and arg.value.value == self_name for arg in call.args)
     if not isinstance(func, cst.Attribute):
-        body.opaque |= passes_self  # ``freeze_stages(self)``, ``getattr(self, name)``
+        if not (isinstance(func, cst.Name) and func.value in _INSPECTING_BUILTINS):
+            body.opaque |= passes_self  # ``freeze_stages(self)``, ``getattr(self, name)``
         return
     method, receiver = func.attr.value, func.value
     if _is_super_call(receiver):
