@@ -130,11 +130,11 @@ class Classifier(nn.Module):
             edit = _return_self_at_end(source, node, override.self_name)
             yield ctx.diagnostic(
                 self, node.name,
-                f"{method} can end without `return {override.self_name}`: `model.eval()` and `model.train()` "
-                f"then return None, so `model = model.eval()` or `model.eval().to(device)` break; "
-                f"add `return {override.self_name}` at its end",
+                f"{method} can end without `return {override.self_name}`: `model.eval()` and "
+                "`model.train()` then return None, so `model = model.eval()` or "
+                f"`model.eval().to(device)` break; add `return {override.self_name}` at its end",
                 fix=Fix(f"Add `return {override.self_name}`", (edit,)) if edit is not None else None)
-        missed = _children_left_alone(context, override)
+        missed = _children_left_alone(override)
         if missed:
             names = ", ".join(f"`{override.self_name}.{name}`" for name in missed[:3])
             more = f" and {len(missed) - 3} more" if len(missed) > 3 else ""
@@ -311,8 +311,9 @@ def _is_stub(node: cst.FunctionDef) -> bool:
                 return False
             smalls += statement.body
     values = [small.value for small in smalls if isinstance(small, cst.Expr)]
+    texts = (cst.Ellipsis, cst.SimpleString, cst.ConcatenatedString)
     return len(values) == len(smalls) and any(isinstance(value, cst.Ellipsis) for value in values) \
-        and all(isinstance(value, (cst.Ellipsis, cst.SimpleString, cst.ConcatenatedString)) for value in values)
+        and all(isinstance(value, texts) for value in values)
 
 
 def _falls_off_the_end(graph: FunctionGraph) -> bool:
@@ -351,7 +352,7 @@ def _return_self_at_end(source: SourceModule, node: cst.FunctionDef, self_name: 
                 f"{source.module.default_newline}{indent}return {self_name}")
 
 
-def _children_left_alone(context: ModuleContext, override: _Override) -> list[str]:
+def _children_left_alone(override: _Override) -> list[str]:
     """Mode-dependent children (built in the class or its project bases) that an override which
     does not call the parent's ``train`` never touches; empty when it may reach them somehow."""
     body = override.body
@@ -408,7 +409,8 @@ def _collect_children(cls: ProjectClass, skip: cst.FunctionDef, found: _Children
                 continue
             for target in targets:
                 if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) \
-                        and target.value.value == self_name and target.attr.value not in found.built \
+                        and target.value.value == self_name \
+                        and target.attr.value not in found.built \
                         and isinstance(current.value, cst.Call) \
                         and builds_mode_dependent_module(context, current.value):
                     found.built.append(target.attr.value)
