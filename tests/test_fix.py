@@ -359,3 +359,121 @@ def test_el101_fix_moves_train_into_the_epoch_loop_only_with_unsafe_fixes(tmp_pa
     assert fixed.exit_code == 0
     assert path.read_text() == HOISTED_TRAIN.replace("model.train()\nfor epoch in range(10):\n",
                                                      "for epoch in range(10):\n    model.train()\n")
+
+
+# -- EL109: train(mode) overrides ------------------------------------------------------------
+
+EL109_OVERRIDE = """\
+from torch import nn
+
+
+class Detector(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(256, 10))
+
+    def train(self, mode=True):
+        super().train()
+        self.backbone.eval()  # frozen
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.2)
+        self.cache = None
+
+    def train(self, mode: bool = True):
+        nn.Module.train(self)
+        if mode:
+            self.cache = None
+            return
+        return None
+
+
+class Head(nn.Module):
+    def train(module, training=True): super().train(training)
+"""
+EL109_FIXED = """\
+from torch import nn
+
+
+class Detector(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(256, 10))
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.backbone.eval()  # frozen
+        return self
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.2)
+        self.cache = None
+
+    def train(self, mode: bool = True):
+        nn.Module.train(self, mode)
+        if mode:
+            self.cache = None
+            return self
+        return self
+
+
+class Head(nn.Module):
+    def train(module, training=True): super().train(training); return module
+"""
+
+
+def test_el109_fix_passes_the_mode_and_returns_self(tmp_path):
+    path = write(tmp_path, {"models.py": EL109_OVERRIDE})["models.py"]
+    before, data = run_json("--no-cache", "--select", "EL109", "models.py")
+    assert findings(data) == {("models.py", "EL109", 10, 9), ("models.py", "EL109", 11, 9),
+                              ("models.py", "EL109", 22, 9), ("models.py", "EL109", 25, 13),
+                              ("models.py", "EL109", 26, 9), ("models.py", "EL109", 30, 9)}
+    assert all(d["fix"] is not None for d in data)
+    result = run("check", "--no-cache", "--fix", "models.py")
+    assert result.exit_code == 0, result.output
+    fixed = path.read_text(encoding="utf-8")
+    assert fixed == EL109_FIXED
+    assert parses(fixed)
+    again, data = run_json("--no-cache", "models.py")
+    assert again.exit_code == 0 and data == []
+
+
+def test_el109_fix_keeps_crlf_and_tab_indentation(tmp_path):
+    text = EL109_OVERRIDE.replace("    ", "\t")
+    path = tmp_path / "models.py"
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    result = run("check", "--no-cache", "--fix", "models.py")
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == EL109_FIXED.replace("    ", "\t").replace("\n", "\r\n").encode()
+
+
+def test_el109_skipped_children_have_no_fix(tmp_path):
+    text = """\
+from torch import nn
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.GRU(32, 32, num_layers=2, dropout=0.2)
+        self.decoder = nn.GRU(32, 32, num_layers=2, dropout=0.2)
+
+    def train(self, mode=True):
+        self.training = mode
+        self.encoder.train(mode)
+        return self
+"""
+    path = write(tmp_path, {"seq2seq.py": text})["seq2seq.py"]
+    result, data = run_json("--no-cache", "--fix", "seq2seq.py")
+    assert result.exit_code == 1
+    assert [(d["code"], d["line"], d["fix"]) for d in data] == [("EL109", 10, None)]
+    assert "`self.decoder` keeps its mode" in data[0]["message"]
+    assert path.read_text(encoding="utf-8") == text

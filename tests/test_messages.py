@@ -48,3 +48,25 @@ def test_a_chain_of_calls_names_the_inner_call_that_switches(tmp_path):
     found = messages(tmp_path, TRAINER)
     assert "`self.report(val_loader, epoch)` at line 26 (through `self.evaluate(loader)` at line 16, " \
            "`self.net.eval()` at line 11)" in found["EL101"]
+
+
+def test_el109_names_the_class_the_call_and_the_mode_parameter(tmp_path):
+    code = """\
+from torch import nn
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(8, 2))
+
+    def train(self, training: bool = True):
+        super(Detector, self).train()
+        return self
+"""
+    found = [d for d in lint_snippet(tmp_path, code) if d.code == "EL109"]
+    assert len(found) == 1
+    message = found[0].message
+    assert message.startswith("`Detector.train()` calls `super(Detector, self).train()` without `training`")
+    assert "`model.eval()` runs it" in message
+    assert message.endswith("pass it: `super(Detector, self).train(training)`")

@@ -391,3 +391,26 @@ def test_a_process_keeps_only_the_current_roots_project(tmp_path, monkeypatch):
     assert held == [["a"], ["a"], ["b"], ["b"]]
     assert {(d.path, d.code) for d in found} == {("a/train.py", "EL101"), ("b/train.py", "EL101"),
                                                  ("a/predict.py", "EL103"), ("b/predict.py", "EL103")}
+
+
+def test_a_train_override_is_a_reason_to_parse(tmp_path, monkeypatch):
+    """A ``train(self, mode)`` override that mentions no other anchor (it only returns, or does
+    nothing) still reaches EL109; a ``train`` whose first parameter is not a mode does not make a
+    file worth parsing."""
+    write(tmp_path, {
+        "frozen.py": ("from torch import nn\n\n\nclass Frozen(nn.Module):\n"
+                      "    def train(self, mode: bool = True):\n        pass\n"),
+        "facade.py": ("from torch import nn\n\n\nclass Facade(nn.Module):\n"
+                      "    def train(self, trainer=None, **kwargs):\n        return trainer\n"),
+    })
+    parsed: list[str] = []
+    real = SourceModule.parse.__func__
+
+    def recording(cls, path, text):
+        parsed.append(path)
+        return real(cls, path, text)
+
+    monkeypatch.setattr(SourceModule, "parse", classmethod(recording))
+    found = lint_targets(_targets(tmp_path, "facade.py", "frozen.py"), _options(tmp_path), jobs=1)
+    assert parsed == ["frozen.py"]
+    assert [(d.path, d.code, d.span.line) for d in found] == [("frozen.py", "EL109", 5)]

@@ -132,6 +132,9 @@ MODULE_WRAPPERS = frozenset({
     "torch.compile", "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
     "torch.distributed.fsdp.FullyShardedDataParallel",
 })
+# Methods of nn.Module that reach every submodule: a ``train(mode)`` override that loops over one
+# of them (``for m in self.children(): m.train(mode)``) or calls ``self.apply(fn)`` sets its children.
+MODULE_TREE_METHODS = frozenset({"children", "named_children", "modules", "named_modules", "apply"})
 # Methods of nn.Module that return ``self``.
 SELF_RETURNING_METHODS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16",
                                     "type", "requires_grad_", "share_memory", "to_empty", "apply",

@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 
 # What a file must itself mention for a rule to react to it: a mode switch or flag, a grad-mode
-# context, a backward pass, an export, or a model that arrives in a known mode (pretrained, loaded
-# weights, a model factory). A file without one can still matter through the project functions
-# it imports (``analysis.relevance``).
+# context, a backward pass, an export, a model that arrives in a known mode (pretrained, loaded
+# weights, a model factory), or a ``train(self, mode)`` override (EL109: one that only returns
+# ``self`` or does nothing mentions no other anchor). A file without one can still matter through
+# the project functions it imports (``analysis.relevance``).
 ANCHORS = re.compile(
     r"\.\s*(?:eval|train)\b|\.training\b|no_grad|inference_mode|set_grad_enabled|enable_grad|backward"
     r"|from_pretrained|load_from_checkpoint|load_state_dict|torch\.load|torch\.hub|jit\.(?:trace|load)"
     r"|timm\b|torchvision\.models|torchvision\s+import[^\n]*\bmodels\b|segmentation_models_pytorch"
     r"|onnx|torch\.export|fuse_modules"
+    r"|\bdef\s+train\s*\(\s*self\s*,\s*(?:mode\b|\w+\s*(?::\s*bool\s*)?=\s*(?:True|False)\b|\w+\s*:\s*bool\b)"
 )
 # ``import a.b as c, d`` and ``from ..a import (b, c)`` anywhere in a file (functions included).
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)"
@@ -25,7 +27,7 @@ _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)"
 _NEEDLES = (".eval", ".train", ".training", "no_grad", "inference_mode", "_grad_enabled", "enable_grad",
             "backward", "from_pretrained", "load_from_checkpoint", "load_state_dict", "torch.load",
             "torch.hub", "jit.", "timm", "torchvision", "segmentation_models_pytorch", "onnx",
-            "torch.export", "fuse_modules")
+            "torch.export", "fuse_modules", "def train(")
 
 
 def may_be_relevant(text: str) -> bool:

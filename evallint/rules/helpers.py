@@ -262,6 +262,25 @@ def deliberate_layer(binds: list[tuple[Bind, ModuleContext]]) -> bool:
         for op, _ in binds)
 
 
+def builds_mode_dependent_module(context: ModuleContext, call: cst.Call) -> bool:
+    """Is ``call`` known to build an nn.Module whose output depends on the mode: a ``torch.nn``
+    layer such as Dropout or BatchNorm (or a container holding one, an RNN with dropout), a
+    project module class with such a layer, or a model factory? An unknown class is not known."""
+    func = call.func
+    if not isinstance(func, (cst.Name, cst.Attribute)):
+        return False
+    symbol = context.resolve(func)
+    if isinstance(symbol, ProjectClass):
+        return symbol.context.is_module_class(symbol) and not mode_free(symbol)
+    if isinstance(symbol, External):
+        qualified = symbol.qualified
+        if torch_api.is_torch_nn_class(qualified):
+            return not (_mode_free_layer(qualified, call) and _arguments_mode_free(context, qualified, call))
+        return qualified not in torch_api.NOT_FACTORIES and \
+            torch_api.FACTORY_TRAIN_MODE.match(qualified) is not None
+    return False
+
+
 def _built_mode_free(op: Bind, context: ModuleContext) -> bool:
     cls = op.model_class
     if isinstance(cls, ProjectClass):
