@@ -88,24 +88,34 @@ class FileResult:
     dependencies: dict[str, str | None] = field(default_factory=dict)
     # Stopped by the time limit: the project's memoised analyses may be half made.
     timed_out: bool = False
-
-
-def read_text(target: Target) -> str:
-    """The file's text; raises OSError or UnicodeDecodeError."""
-    return target.text if target.text is not None else decode(target.file.read_bytes())
+    # The content hash of the bytes linted (files read from disk): ``--fix`` checks that the
+    # file still holds them.
+    digest: str | None = None
 
 
 def lint_target(target: Target, project: Project, options: LintOptions) -> FileResult:
     """Lint one file end to end; every failure becomes a finding on that file."""
+    digest = None
     try:
-        text = read_text(target)
+        if target.text is not None:
+            text = target.text
+        else:
+            data = target.file.read_bytes()
+            digest = content_hash(data)
+            text = decode(data)
     except OSError as error:
         return FileResult(target.path, [meta_diagnostic(
             "EL001", target.path, f"cannot read file: {error.strerror or error}", Span(1, 1, 1, 1))])
     except UnicodeDecodeError as error:
         return FileResult(target.path, [meta_diagnostic(
             "EL001", target.path, f"cannot decode file as UTF-8: {error.reason} at byte {error.start}",
-            Span(1, 1, 1, 1))])
+            Span(1, 1, 1, 1))], digest=digest)
+    result = _lint_text(target, text, project, options)
+    result.digest = digest
+    return result
+
+
+def _lint_text(target: Target, text: str, project: Project, options: LintOptions) -> FileResult:
     try:
         notebook = extract(text) if target.is_notebook else None
     except NotebookError as error:
@@ -277,8 +287,10 @@ def _batches(targets: Sequence[Target], jobs: int) -> list[list[Target]]:
 
 def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                  cache: ResultCache | None = None,
-                 on_progress: Callable[[int], None] | None = None) -> list[Diagnostic]:
-    """Findings of all ``targets``, sorted; cached results are reused and new ones stored."""
+                 on_progress: Callable[[int], None] | None = None,
+                 digests_seen: dict[str, str] | None = None) -> list[Diagnostic]:
+    """Findings of all ``targets``, sorted; cached results are reused and new ones stored.
+    ``digests_seen`` receives the content hash each file on disk had when it was linted."""
     options = replace(options, record_dependencies=cache is not None)
     results: list[FileResult] = []
     pending: list[Target] = []
@@ -291,7 +303,7 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                 digests[target.path] = content_hash(data)
                 cached = cache.load(target.path, digests[target.path], root=str(target.project_root))
         if cached is not None:
-            results.append(FileResult(target.path, cached))
+            results.append(FileResult(target.path, cached, digest=digests[target.path]))
             if on_progress:
                 on_progress(1)
         else:
@@ -304,6 +316,8 @@ def lint_targets(targets: Sequence[Target], options: LintOptions, jobs: int,
                 and not any(d.code == "EL000" for d in result.diagnostics):
             cache.store(result.path, digests[result.path], result.diagnostics, result.dependencies,
                         root=roots[result.path])
+    if digests_seen is not None:
+        digests_seen.update((r.path, r.digest) for r in results if r.digest is not None)
     return sorted((d for r in results for d in r.diagnostics), key=Diagnostic.sort_key)
 
 
