@@ -86,6 +86,43 @@ def test_fix_keeps_file_permissions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluate.py"]  # no temporary left
 
 
+MIXED_SCRIPT = """\
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+model.load_state_dict(torch.load("mlp.pt"))
+traced = torch.jit.trace(model, torch.randn(1, 8))
+model.train("eval")
+torch.no_grad()
+scores = model(torch.randn(4, 8))
+print(scores)
+"""
+MIXED_FIXED = """\
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+model.load_state_dict(torch.load("mlp.pt"))
+model.eval()
+traced = torch.jit.trace(model, torch.randn(1, 8))
+model.eval()
+with torch.no_grad():
+    scores = model(torch.randn(4, 8))
+    print(scores)
+"""
+
+
+def test_line_inserting_fixes_keep_crlf(tmp_path):
+    """EL104 inserts a line, EL107 rewrites a call, EL202 opens a block: all in the file's own
+    line endings."""
+    path = tmp_path / "export.py"
+    path.write_bytes(MIXED_SCRIPT.replace("\n", "\r\n").encode())
+    result = run("check", "--no-cache", "--fix", "--unsafe-fixes", "export.py")
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == MIXED_FIXED.replace("\n", "\r\n").encode()
+
+
 def test_fix_keeps_crlf_and_bom(tmp_path):
     crlf = tmp_path / "crlf.py"
     crlf.write_bytes(EL106_SCRIPT.replace("\n", "\r\n").encode())
