@@ -82,6 +82,10 @@ class NotebookSource:
         return cell, Span(line, span.column, end_line, end_column)
 
 
+# The line that ends each cell in the joined module (the percent format's cell marker): rules can
+# keep an edit within its cell (``rules/edits.py``).
+CELL_END = "# %%"
+
 # IPython help: ``model?``, ``torch.nn.Module??`` (a line of its own).
 HELP_LINE = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
 
@@ -113,9 +117,9 @@ def _cell_text(source: object) -> str:
 
 
 def join_cells(cells: list[str]) -> NotebookSource:
-    """Code cell texts as one module, each followed by an empty line. IPython magics and shell
-    lines become ``pass`` statements, and a cell magic (``%%time``) hides its whole cell (as
-    comments), so that line numbers stay aligned; those lines are ``masked``."""
+    """Code cell texts as one module, each followed by a ``CELL_END`` comment line. IPython magics
+    and shell lines become ``pass`` statements, and a cell magic (``%%time``) hides its whole cell
+    (as comments), so that line numbers stay aligned; those lines are ``masked``."""
     lines: list[str] = []
     origin: list[tuple[int, int]] = []
     masked: set[int] = set()
@@ -135,7 +139,7 @@ def join_cells(cells: list[str]) -> NotebookSource:
                 masked.add(len(lines) + 1)
             lines.append(line)
             origin.append((code_cell, number))
-        lines.append("")
+        lines.append(CELL_END)
         origin.append((code_cell, len(cell_lines) + 1))
     return NotebookSource("\n".join(lines) + "\n", tuple(origin), frozenset(masked))
 

@@ -203,3 +203,19 @@ def test_with_code_cells_keeps_the_spelling_of_unchanged_lines():
     fixed = with_code_cells(raw, {1: 'url = "http://x"\nname = "caf\u00e9"\nmodel.eval()'})
     assert fixed == raw.replace('"model.eval"', '"model.eval()"')
     assert with_code_cells(raw, {}) == raw
+
+
+def test_bare_no_grad_at_top_level_wraps_the_rest_of_its_cell_only(tmp_path):
+    raw = jupyter_json([
+        cell("import torch\nimport torchvision\nmodel = torchvision.models.resnet18()\nmodel.eval()\n"
+             "torch.no_grad()  # inference from here on\nx = torch.randn(1, 3, 224, 224)\ny = model(x)"),
+        cell("print(y.shape)\ny.sum().backward()  # a later cell may want gradients"),
+    ])
+    path = tmp_path / "infer.ipynb"
+    path.write_text(raw, encoding="utf-8")
+    result = run("check", "--no-cache", "--fix", "--unsafe-fixes", "infer.ipynb")
+    cells = [("".join(c["source"])) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert cells[0].endswith("model.eval()\nwith torch.no_grad():  # inference from here on\n"
+                             "    x = torch.randn(1, 3, 224, 224)\n    y = model(x)")
+    assert cells[1] == "print(y.shape)\ny.sum().backward()  # a later cell may want gradients"
+    assert "(1 fixed" in result.stdout

@@ -15,6 +15,7 @@ from evallint.diagnostics import Edit, Span
 from evallint.frontend.nodes import child_nodes
 from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
+from evallint.notebooks import CELL_END
 
 
 def path_to(root: cst.CSTNode, target: cst.CSTNode) -> list[cst.CSTNode] | None:
@@ -127,11 +128,23 @@ def wrap_in_with(source: SourceModule, first: cst.CSTNode, last: cst.CSTNode, he
                 content)
 
 
+def _within_cell(source: SourceModule, line: int, statements: list[cst.CSTNode]) -> list[cst.CSTNode]:
+    """In a notebook, the module-level ``statements`` up to the end of the cell that holds
+    ``line`` (the joined module ends each cell with a ``CELL_END`` line)."""
+    if not source.path.endswith(".ipynb"):
+        return statements
+    lines = lines_of(source)
+    end = next((number for number in range(line + 1, len(lines) + 1)
+                if lines[number - 1].rstrip("\r\n") == CELL_END), len(lines) + 1)
+    return [s for s in statements if source.span_of(s).line < end]
+
+
 def with_for_rest_of_block(source: SourceModule, root: cst.CSTNode, statement: cst.BaseSmallStatement,
                            header: str) -> Edit | None:
     """Turn the statement ``statement`` (alone on its line) into ``with <header>:`` whose body is
-    every statement after it in its block, re-indented; a comment after it stays on the ``with``
-    line. None when nothing follows it, or when it shares its line or sits in a one-line block."""
+    every statement after it in its block (at the top level of a notebook: in its cell),
+    re-indented; a comment after it stays on the ``with`` line. None when nothing follows it, or
+    when it shares its line or sits in a one-line block."""
     path = path_to(root, statement)
     if path is None or len(path) < 3:
         return None
@@ -140,8 +153,10 @@ def with_for_rest_of_block(source: SourceModule, root: cst.CSTNode, statement: c
     if not isinstance(line_node, cst.SimpleStatementLine) or len(line_node.body) != 1 or statements is None:
         return None
     following = list(statements[statements.index(line_node) + 1:])
-    indent = indent_of(source, statement)
     span = source.span_of(statement)
+    if isinstance(block, cst.Module):
+        following = _within_cell(source, span.line, following)
+    indent = indent_of(source, statement)
     if not following or indent is None or span.end_line != span.line:
         return None
     lines = lines_of(source)
