@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -22,7 +22,7 @@ from evallint.diagnostics import Diagnostic
 from evallint.discovery import Excluder, discover
 from evallint.linter import decode
 from evallint.reporters import formats
-from evallint.reporters.context import ReportContext
+from evallint.reporters.context import ReportContext, location
 from evallint.reporters.statistics import write_statistics
 from evallint.rule_docs import default_label, fix_label, rule_markdown
 from evallint.rules import all_rules, rule_by_code, rule_by_name
@@ -33,8 +33,9 @@ from evallint.runner import (
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 # A progress bar (on stderr, when it is a terminal) only for runs this large.
 PROGRESS_THRESHOLD = 200
-# Rounds of fixing: a fix can expose the next (as Ruff does, re-lint after each round).
-FIX_ROUNDS = 4
+# Rounds of fixing: fixes that overlap wait for the next round, and a fix can expose the next
+# (as Ruff does, re-lint after each round); the bound stops fixes that keep undoing each other.
+FIX_ROUNDS = 10
 
 
 class UsageFailure(click.ClickException):
@@ -147,14 +148,19 @@ def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, exten
                             sources={t.path: t.text for t in targets if t.text is not None},
                             paths=[t.path for t in targets])
     if fix or diff:
-        diagnostics, changed = _fix(targets, diagnostics, options, unsafe_fixes,
-                                    write=fix and not diff, from_stdin=from_stdin, quiet=quiet,
-                                    digests=linted)
+        outcome = _fix(targets, diagnostics, options, unsafe_fixes, write=fix and not diff,
+                       from_stdin=from_stdin, quiet=quiet, digests=linted)
         if diff:
-            sys.stdout.write("".join(changed))
-            sys.exit(EXIT_FINDINGS if changed and not exit_zero else EXIT_CLEAN)
+            sys.stdout.write("".join(outcome.diffs))
+            sys.exit(EXIT_FINDINGS if outcome.diffs and not exit_zero else EXIT_CLEAN)
+        diagnostics = outcome.remaining
+        context.fixed = outcome.fixed
         if from_stdin:
             context.out = sys.stderr
+        if outcome.fixed and not quiet and (statistics or output_format != "text"):
+            # the text format's summary says it; the others have none
+            click.echo(f"Fixed {outcome.fixed} finding{'s' if outcome.fixed != 1 else ''} "
+                       f"({len(diagnostics)} remaining).", err=True)
 
     if statistics:
         write_statistics(diagnostics, context, as_json=output_format == "json")
@@ -193,14 +199,24 @@ def _lint_with_progress(targets: list[Target], options: LintOptions, jobs: int,
                             on_progress=lambda n: progress.advance(task, n), linted=linted)
 
 
+@dataclass
+class FixOutcome:
+    remaining: list[Diagnostic]  # the findings after fixing, sorted
+    diffs: list[str]  # with ``--diff``: one unified diff per changed file
+    fixed: int  # fixes applied (and written, unless ``--diff``)
+
+
 def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOptions, unsafe: bool,
-         write: bool, from_stdin: bool, quiet: bool,
-         digests: dict[str, str | None] | None = None) -> tuple[list[Diagnostic], list[str]]:
-    """Apply fixes file by file, re-linting after each round; returns the remaining findings and
-    the diffs (``--diff``). Notebooks are reported but not fixed; nor is a file whose content is
-    no longer the one linted (``digests``: content hashes) or changes before it is written."""
+         write: bool, from_stdin: bool, quiet: bool, digests: dict[str, str | None]) -> FixOutcome:
+    """Apply fixes file by file in rounds: apply the fixes that do not overlap, re-lint, apply
+    again, until no applicable fix is left or ``FIX_ROUNDS``. Notebooks are fixed cell by cell.
+    A file that changed on disk since it was linted is linted again first; one that changes
+    while it is being fixed is not overwritten."""
     from evallint.cache import content_hash
-    from evallint.fixes import FileChanged, apply_fixes, unified_diff, with_bom, write_atomically
+    from evallint.fixes import (
+        FileChanged, apply_fixes, apply_notebook_fixes, applicable, notebook_diff, unified_diff, with_bom,
+        write_atomically,
+    )
 
     by_path: dict[str, list[Diagnostic]] = {}
     for d in diagnostics:
@@ -211,50 +227,67 @@ def _fix(targets: list[Target], diagnostics: list[Diagnostic], options: LintOpti
     projects: dict[Path, Project] = {}  # re-parse only the files whose text the fixes changed
     for target in targets:
         found = by_path.pop(target.path, [])
-        if target.is_notebook or not any(d.fix for d in found):
+        if not any(applicable(d, unsafe) for d in found):
             remaining.extend(found)
             if from_stdin and write:
                 sys.stdout.write(target.text or "")
             continue
-        raw = target.file.read_bytes() if target.text is None else b""
-        if target.text is None and digests is not None and content_hash(raw) != digests.get(target.path):
-            click.echo(f"evallint: warning: {target.path}: not fixed: it changed since it was linted",
-                       err=True)
+        try:
+            raw = target.file.read_bytes() if target.text is None else b""
+            original = target.text if target.text is not None else decode(raw)
+        except (OSError, UnicodeDecodeError) as error:
+            _warn(f"{target.path}: cannot read the file again to fix it: {error}", quiet)
             remaining.extend(found)
             continue
-        original = target.text if target.text is not None else decode(raw)
-        text = original
-        linted, applied = found, 0
+
+        def relint(text: str, target: Target = target) -> list[Diagnostic]:
+            relinted = replace(target, text=text)
+            return lint_target(relinted, project_for(projects, relinted), options).diagnostics
+
+        if target.text is None and digests.get(target.path) != content_hash(raw):
+            found = relint(original)  # changed since it was linted: the findings are stale
+        apply = apply_notebook_fixes if target.is_notebook else apply_fixes
+        text, file_fixed, before = original, 0, found
         for _ in range(FIX_ROUNDS):
-            result = apply_fixes(text, found, unsafe)
+            result = apply(text, found, unsafe)
             if not result.applied:
                 break
-            applied += len(result.applied)
+            file_fixed += len(result.applied)
             text = result.text
-            relinted = replace(target, text=text)
-            found = lint_target(relinted, project_for(projects, relinted), options).diagnostics
+            found = relint(text)
+        else:
+            if any(applicable(d, unsafe) for d in found):
+                _warn(f"{target.path}: fixes did not settle after {FIX_ROUNDS} rounds; "
+                      "the remaining fixes were not applied", quiet)
+        for refused in result.refused:
+            _warn(f"{location(refused.path, refused.span.line, refused.span.column, refused.cell)}: "
+                  f"the fix for {refused.code} was not applied: the fixed file would not parse", quiet)
         if text == original:
             remaining.extend(found)
             if from_stdin and write:
                 sys.stdout.write(text)
             continue
         if not write:
-            diffs.append(unified_diff(target.path, original, text))
+            diffs.append((notebook_diff if target.is_notebook else unified_diff)(target.path, original, text))
         elif from_stdin:
             sys.stdout.write(text)
         else:
             try:
                 write_atomically(target.file, with_bom(raw, text), expected=raw)
-            except FileChanged as error:  # edited meanwhile: its findings stay those linted
-                click.echo(f"evallint: warning: {target.path}: not fixed: {error}", err=True)
-                remaining.extend(linted)
+            except FileChanged:
+                _warn(f"{target.path}: the file changed on disk while it was being fixed; "
+                      "it was not written", quiet)
+                remaining.extend(before)
                 continue
+        fixed += file_fixed
         remaining.extend(found)
-        fixed += applied
     remaining.extend(d for found in by_path.values() for d in found)
-    if write and fixed and not quiet:
-        click.echo(f"Fixed {fixed} finding{'s' if fixed != 1 else ''}.", err=True)
-    return sorted(remaining, key=Diagnostic.sort_key), diffs
+    return FixOutcome(sorted(remaining, key=Diagnostic.sort_key), diffs, fixed)
+
+
+def _warn(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(f"evallint: warning: {message}", err=True)
 
 
 def _plural(count: int, word: str) -> str:

@@ -1,12 +1,13 @@
-"""Jupyter notebooks: their code cells as one Python module, and findings mapped back to cells."""
+"""Jupyter notebooks: their code cells as one Python module, findings and their fixes mapped back
+to cells, and fixed cell sources written back into the notebook's JSON text."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from evallint.diagnostics import Diagnostic, Related, Span
+from evallint.diagnostics import Diagnostic, Edit, Fix, Related, Span
 from evallint.lines import split_lines
 
 
@@ -24,14 +25,40 @@ class NotebookSource:
 
     text: str
     origin: tuple[tuple[int, int], ...]
+    # Lines of ``text`` (1-based) that stand for a masked magic, shell or cell-magic line.
+    masked: frozenset[int] = field(default=frozenset())
 
     def to_cell(self, diagnostic: Diagnostic) -> Diagnostic:
-        """The finding with its span (and same-file related spans) relative to its cell."""
+        """The finding with its span (and same-file related spans) relative to its cell; its fix
+        with edits relative to that cell too, or dropped (with a note saying why) when an edit
+        would touch a masked magic line or another cell."""
         cell, span = self._map(diagnostic.span)
         related = tuple(replace(r, span=self._map(r.span)[1], message=self._cell_note(r))
                         if r.path == diagnostic.path else r for r in diagnostic.related)
         message = LINE_REFERENCE.sub(self._cell_reference, diagnostic.message)
-        return replace(diagnostic, span=span, cell=cell, related=related, fix=None, message=message)
+        fix, why_not = self._cell_fix(diagnostic.fix, cell) if diagnostic.fix else (None, None)
+        notes = diagnostic.notes + ((why_not,) if why_not else ())
+        return replace(diagnostic, span=span, cell=cell, related=related, fix=fix, message=message,
+                       notes=notes)
+
+    def _cell_fix(self, fix: Fix, cell: int) -> tuple[Fix | None, str | None]:
+        edits = []
+        last = len(self.origin)
+        for edit in fix.edits:
+            span = edit.span
+            # An edit that ends at the start of a line does not change that line.
+            end_line = span.end_line - 1 if span.end_column == 1 and span.end_line > span.line \
+                else span.end_line
+            if any(line in self.masked for line in range(span.line, end_line + 1)):
+                return None, (f"the fix ({fix.message}) is not applied in notebooks here: it "
+                              "would change a line holding an IPython magic")
+            start_cell, start = self.origin[min(max(span.line, 1), last) - 1]
+            end_cell, end = self.origin[min(max(span.end_line, 1), last) - 1]
+            if start_cell != cell or end_cell != cell:
+                return None, (f"the fix ({fix.message}) is not applied in notebooks here: its "
+                              "edits reach into another cell")
+            edits.append(Edit(Span(start, span.column, end, span.end_column), edit.content))
+        return replace(fix, edits=tuple(edits)), None
 
     def _cell_reference(self, match: re.Match) -> str:
         number = int(match.group(1))
@@ -55,6 +82,10 @@ class NotebookSource:
         return cell, Span(line, span.column, end_line, end_column)
 
 
+# The line that ends each cell in the joined module (the percent format's cell marker): rules can
+# keep an edit within its cell (``rules/edits.py``).
+CELL_END = "# %%"
+
 # IPython help: ``model?``, ``torch.nn.Module??`` (a line of its own).
 HELP_LINE = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
 
@@ -64,22 +95,35 @@ def _is_magic(line: str) -> bool:
 
 
 def extract(raw: str) -> NotebookSource:
-    """The code cells of notebook JSON ``raw``. IPython magics and shell lines become comments,
-    and a cell magic (``%%time``) hides its whole cell, so that line numbers stay aligned."""
+    """The code cells of notebook JSON ``raw`` as one module (see ``join_cells``)."""
+    return join_cells(code_cells(raw))
+
+
+def code_cells(raw: str) -> list[str]:
+    """The source text of each code cell of notebook JSON ``raw``, in order."""
     try:
         notebook = json.loads(raw)
         cells = notebook["cells"]
     except (ValueError, KeyError, TypeError) as error:
         raise NotebookError(f"not a valid notebook: {error}") from error
+    if not isinstance(cells, list):
+        raise NotebookError("not a valid notebook: `cells` is not a list")
+    return [_cell_text(cell.get("source", "")) for cell in cells
+            if isinstance(cell, dict) and cell.get("cell_type") == "code"]
+
+
+def _cell_text(source: object) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def join_cells(cells: list[str]) -> NotebookSource:
+    """Code cell texts as one module, each followed by a ``CELL_END`` comment line. IPython magics
+    and shell lines become ``pass`` statements, and a cell magic (``%%time``) hides its whole cell
+    (as comments), so that line numbers stay aligned; those lines are ``masked``."""
     lines: list[str] = []
     origin: list[tuple[int, int]] = []
-    code_cell = 0
-    for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        code_cell += 1
-        source = cell.get("source", "")
-        text = "".join(source) if isinstance(source, list) else str(source)
+    masked: set[int] = set()
+    for code_cell, text in enumerate(cells, start=1):
         cell_lines = split_lines(text) or [""]
         hidden = cell_lines[0].lstrip().startswith("%%")
         continued = False  # the previous line was a magic ending in a backslash
@@ -87,15 +131,126 @@ def extract(raw: str) -> NotebookSource:
             if hidden or continued:
                 continued = line.rstrip().endswith("\\")
                 line = "# magic"
+                masked.add(len(lines) + 1)
             elif _is_magic(line):
                 continued = line.rstrip().endswith("\\")
                 indent = line[: len(line) - len(line.lstrip())]
                 line = f"{indent}pass  # magic"
+                masked.add(len(lines) + 1)
             lines.append(line)
             origin.append((code_cell, number))
-        lines.append("")
+        lines.append(CELL_END)
         origin.append((code_cell, len(cell_lines) + 1))
-    return NotebookSource("\n".join(lines) + "\n", tuple(origin))
+    return NotebookSource("\n".join(lines) + "\n", tuple(origin), frozenset(masked))
+
+
+# -- writing cell sources back -----------------------------------------------------------------
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def with_code_cells(raw: str, sources: dict[int, str]) -> str:
+    """Notebook JSON ``raw`` with the source of the code cells in ``sources`` (1-based code cell
+    number -> text) replaced. Only those ``source`` values change: everything else (outputs,
+    metadata, key order, indentation, escapes, the final newline) stays byte for byte. A source
+    kept as a list of lines stays one, written in the list's own layout; unchanged lines keep
+    their original spelling."""
+    spans = _code_source_spans(raw)
+    ensure_ascii = raw.isascii()
+    pieces: list[str] = []
+    position = 0
+    for number, (start, end) in enumerate(spans, start=1):
+        if number not in sources:
+            continue
+        pieces += [raw[position:start], _source_value(raw[start:end], sources[number], ensure_ascii)]
+        position = end
+    pieces.append(raw[position:])
+    return "".join(pieces)
+
+
+def _skip(raw: str, index: int) -> int:
+    return _WHITESPACE.match(raw, index).end()  # type: ignore[union-attr]
+
+
+_decoder = json.JSONDecoder()
+
+
+def _value_end(raw: str, index: int) -> int:
+    return _decoder.raw_decode(raw, index)[1]
+
+
+def _members(raw: str, index: int) -> dict[str, tuple[int, int]]:
+    """Key -> (start, end) of its value, for the JSON object at ``raw[index]``."""
+    found: dict[str, tuple[int, int]] = {}
+    if raw[index] != "{":
+        raise NotebookError("not a valid notebook: an object was expected")
+    index = _skip(raw, index + 1)
+    if raw[index] == "}":
+        return found
+    while True:
+        key, index = json.decoder.scanstring(raw, index + 1)  # type: ignore[attr-defined]
+        index = _skip(raw, index)
+        start = _skip(raw, index + 1)  # after the colon
+        end = _value_end(raw, start)
+        found[key] = (start, end)
+        index = _skip(raw, end)
+        if raw[index] == "}":
+            return found
+        index = _skip(raw, index + 1)  # after the comma
+
+
+def _elements(raw: str, index: int) -> list[tuple[int, int]]:
+    """(start, end) of each element of the JSON array at ``raw[index]``."""
+    found: list[tuple[int, int]] = []
+    if raw[index] != "[":
+        raise NotebookError("not a valid notebook: an array was expected")
+    index = _skip(raw, index + 1)
+    if raw[index] == "]":
+        return found
+    while True:
+        end = _value_end(raw, index)
+        found.append((index, end))
+        index = _skip(raw, end)
+        if raw[index] == "]":
+            return found
+        index = _skip(raw, index + 1)
+
+
+def _code_source_spans(raw: str) -> list[tuple[int, int]]:
+    """Where the ``source`` value of each code cell lies in ``raw`` (code cells in order)."""
+    cells = _members(raw, _skip(raw, 0))["cells"]
+    spans = []
+    for start, _ in _elements(raw, cells[0]):
+        if raw[start] != "{":
+            continue
+        members = _members(raw, start)
+        kind = members.get("cell_type")
+        if kind is None or json.loads(raw[kind[0]:kind[1]]) != "code":
+            continue
+        if "source" not in members:
+            raise NotebookError("not a valid notebook: a code cell without `source`")
+        spans.append(members["source"])
+    return spans
+
+
+def _source_value(old: str, text: str, ensure_ascii: bool) -> str:
+    """The JSON for cell source ``text``, in the form of the value ``old`` (a string or a list of
+    lines, each ending in its newline but the last)."""
+    if not old.startswith("["):
+        return json.dumps(text, ensure_ascii=ensure_ascii)
+    elements = _elements(old, 0)
+    spelled = {json.loads(old[a:b]): old[a:b] for a, b in elements}  # keep unchanged lines as written
+    if elements:
+        opening = old[1:elements[0][0]]
+        closing = old[elements[-1][1]:-1]
+        separator = old[elements[0][1]:elements[1][0]] if len(elements) > 1 else "," + opening
+    else:
+        opening, closing, separator = "", "", ", "
+    lines = split_lines(text, keepends=True)
+    if not lines:
+        return "[]"
+    return "[" + opening + separator.join(
+        spelled.get(line) or json.dumps(line, ensure_ascii=ensure_ascii) for line in lines) + closing + "]"
 
 
 # -- editing the cells' source in the notebook's JSON text (``check --add-noqa``) ----------------
@@ -123,7 +278,6 @@ class _Literal:
     end: int
 
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _SCALAR = re.compile(r"-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|Infinity)|NaN|true|false|null")
 
 

@@ -45,8 +45,9 @@ def test_fix_adds_missing_call_parentheses(tmp_path):
     assert result.exit_code == 0, result.output
     assert path.read_text(encoding="utf-8") == EL106_FIXED
     assert parses(path.read_text(encoding="utf-8"))
-    assert "Fixed 1 finding." in result.stderr
-    assert "All checks passed!" in result.stdout
+    assert "Found 1 finding (1 fixed, 0 remaining)." in result.stdout
+    assert "All checks passed!" not in result.stdout
+    assert result.stderr == ""
     # Linting again finds nothing.
     again, data = run_json("--no-cache", "evaluate.py")
     assert again.exit_code == 0 and data == []
@@ -85,6 +86,43 @@ def test_fix_keeps_file_permissions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluate.py"]  # no temporary left
 
 
+MIXED_SCRIPT = """\
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+model.load_state_dict(torch.load("mlp.pt"))
+traced = torch.jit.trace(model, torch.randn(1, 8))
+model.train("eval")
+torch.no_grad()
+scores = model(torch.randn(4, 8))
+print(scores)
+"""
+MIXED_FIXED = """\
+import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 2))
+model.load_state_dict(torch.load("mlp.pt"))
+model.eval()
+traced = torch.jit.trace(model, torch.randn(1, 8))
+model.eval()
+with torch.no_grad():
+    scores = model(torch.randn(4, 8))
+    print(scores)
+"""
+
+
+def test_line_inserting_fixes_keep_crlf(tmp_path):
+    """EL104 inserts a line, EL107 rewrites a call, EL202 opens a block: all in the file's own
+    line endings."""
+    path = tmp_path / "export.py"
+    path.write_bytes(MIXED_SCRIPT.replace("\n", "\r\n").encode())
+    result = run("check", "--no-cache", "--fix", "--unsafe-fixes", "export.py")
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == MIXED_FIXED.replace("\n", "\r\n").encode()
+
+
 def test_fix_keeps_crlf_and_bom(tmp_path):
     crlf = tmp_path / "crlf.py"
     crlf.write_bytes(EL106_SCRIPT.replace("\n", "\r\n").encode())
@@ -102,21 +140,6 @@ def test_fix_removes_unused_noqa(tmp_path):
     result = run("check", "--no-cache", "--extend-select", "EL002", "--fix", "evaluate.py")
     assert result.exit_code == 0, result.output
     assert path.read_text(encoding="utf-8").splitlines()[4].rstrip() == "    model.eval()"
-
-
-def test_notebook_is_not_fixed(tmp_path):
-    import json
-
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-         "source": EL106_SCRIPT.splitlines(keepends=True)}]}
-    path = tmp_path / "eval.ipynb"
-    path.write_text(json.dumps(notebook), encoding="utf-8")
-    before = path.read_bytes()
-    result, data = run_json("--no-cache", "--fix", "eval.ipynb")
-    assert result.exit_code == 1
-    assert [(d["code"], d["cell"], d["fix"]) for d in data] == [("EL106", 1, None)]
-    assert path.read_bytes() == before
 
 
 # -- --diff ----------------------------------------------------------------------------------
@@ -248,8 +271,18 @@ def test_apply_fixes_leaves_out_only_the_fix_that_breaks_the_parse():
     bad = _diagnostic(6, 5, 9, "wit")  # `wit torch.no_grad():`
     result = apply_fixes(SOURCE, [good, bad], unsafe=False)
     assert result.applied == (good,)
+    assert result.refused == (bad,)
     assert result.text == SOURCE.replace("model.eval\n", "model.eval()\n")
-    assert apply_fixes(SOURCE, [bad], unsafe=False) == fixes.FixResult(SOURCE, ())
+    assert apply_fixes(SOURCE, [bad], unsafe=False) == fixes.FixResult(SOURCE, (), (bad,))
+
+
+def test_apply_fixes_refuses_result_that_no_longer_compiles():
+    # `return` at module level parses (LibCST) but does not compile: the file compiled before.
+    script = "import torch\nmodel = torch.nn.Linear(2, 2)\nmodel.eval\n"
+    span = Span(3, 1, 3, 11)
+    bad = Diagnostic("EL106", "mode-method-not-called", "test", Severity.ERROR, "x.py", span,
+                     fix=Fix("test", (Edit(span, "return model"),)))
+    assert apply_fixes(script, [bad], unsafe=False) == fixes.FixResult(script, (), (bad,))
 
 
 def test_apply_fixes_skips_overlapping_edits():
@@ -477,3 +510,174 @@ class Seq2Seq(nn.Module):
     assert [(d["code"], d["line"], d["fix"]) for d in data] == [("EL109", 10, None)]
     assert "`self.decoder` keeps its mode" in data[0]["message"]
     assert path.read_text(encoding="utf-8") == text
+
+
+# -- rounds ----------------------------------------------------------------------------------
+
+def _fake_findings(path: str, text: str) -> list[Diagnostic]:
+    """A stand-in linter: every ``wrap(...)`` call is a finding whose fix replaces the whole call
+    by ``[...]``; nested calls give overlapping fixes, so only the outermost fits in a round."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        start = line.find("wrap(")
+        while start != -1:
+            depth, end = 0, start + 4
+            for end in range(start + 4, len(line)):
+                depth += {"(": 1, ")": -1}.get(line[end], 0)
+                if depth == 0:
+                    break
+            span = Span(number, start + 1, number, end + 2)
+            inner = line[start + 5:end]
+            found.append(Diagnostic("EL106", "mode-method-not-called", "wrap", Severity.ERROR, path, span,
+                                    fix=Fix("unwrap", (Edit(span, f"[{inner}]"),))))
+            start = line.find("wrap(", start + 1)
+    return found
+
+
+def _use_fake_linter(monkeypatch, findings_of=_fake_findings):
+    from evallint import cli
+    from evallint.runner import FileResult
+
+    def fake_lint_targets(targets, options, jobs, cache=None, on_progress=None, digests_seen=None):
+        from evallint.cache import content_hash
+
+        out = []
+        for target in targets:
+            data = target.file.read_bytes()
+            if digests_seen is not None:
+                digests_seen[target.path] = content_hash(data)
+            out += findings_of(target.path, data.decode())
+        return out
+
+    def fake_lint_target(target, project, options):
+        return FileResult(target.path, findings_of(target.path, target.text))
+
+    monkeypatch.setattr(cli, "lint_targets", fake_lint_targets)
+    monkeypatch.setattr(cli, "lint_target", fake_lint_target)
+
+
+def test_overlapping_fixes_are_applied_in_rounds(tmp_path, monkeypatch):
+    _use_fake_linter(monkeypatch)
+    path = tmp_path / "nested.py"
+    path.write_text("value = wrap(wrap(wrap(1)) + wrap(2))\n", encoding="utf-8")
+    # Round 1 takes the outermost call only (the others overlap it), round 2 the two inside it
+    # (side by side, no overlap), round 3 the last.
+    assert [d.span.column for d in _fake_findings("nested.py", path.read_text())] == [9, 14, 19, 30]
+    result = run("check", "--no-cache", "--fix", "nested.py")
+    assert path.read_text(encoding="utf-8") == "value = [[[1]] + [2]]\n"
+    assert result.exit_code == 0
+    assert "Found 4 findings (4 fixed, 0 remaining)." in result.stdout
+
+
+def test_fixes_that_do_not_settle_stop_after_the_bound(tmp_path, monkeypatch):
+    from evallint import cli
+
+    def flip_flop(path, text):  # a fix that undoes itself: 1 -> 2 -> 1 -> ...
+        span = Span(1, 5, 1, 6)
+        new = "2" if text.startswith("x = 1") else "1"
+        return [Diagnostic("EL106", "mode-method-not-called", "flip", Severity.ERROR, path, span,
+                           fix=Fix("flip", (Edit(span, new),)))]
+
+    _use_fake_linter(monkeypatch, flip_flop)
+    path = tmp_path / "flip.py"
+    path.write_text("x = 1\n", encoding="utf-8")
+    result = run("check", "--no-cache", "--fix", "flip.py")
+    assert result.exit_code == 1
+    assert f"did not settle after {cli.FIX_ROUNDS} rounds" in result.stderr
+    # An even number of rounds brings the text back: nothing to write, nothing counted as fixed.
+    assert path.read_text(encoding="utf-8") == "x = 1\n"
+    assert "Found 1 finding." in result.stdout
+
+
+def test_fix_that_breaks_the_file_is_reported(tmp_path, monkeypatch):
+    def breaking(path, text):
+        span = Span(1, 1, 1, 4)
+        return [Diagnostic("EL106", "mode-method-not-called", "break", Severity.ERROR, path, span,
+                           fix=Fix("break", (Edit(span, "def"),)))]
+
+    _use_fake_linter(monkeypatch, breaking)
+    path = tmp_path / "broken.py"
+    path.write_text("x = 1\n", encoding="utf-8")
+    result = run("check", "--no-cache", "--fix", "broken.py")
+    assert result.exit_code == 1 and path.read_text(encoding="utf-8") == "x = 1\n"
+    assert "broken.py:1:1: the fix for EL106 was not applied: the fixed file would not parse" in result.stderr
+
+
+def test_summary_counts_fixed_and_remaining(tmp_path):
+    write(tmp_path, {"evaluate.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT, "freeze.py": EL105_SCRIPT})
+    result = run("check", "--no-cache", "--fix", ".")
+    assert result.exit_code == 1
+    assert "Found 3 findings (2 fixed, 1 remaining)." in result.stdout
+    concise = run("check", "--no-cache", "--fix", "--output-format", "concise", ".")
+    assert concise.stderr == ""  # nothing left to fix
+    (tmp_path / "evaluate.py").write_text(EL106_SCRIPT, encoding="utf-8")
+    concise = run("check", "--no-cache", "--fix", "--output-format", "concise", ".")
+    assert concise.stderr == "Fixed 1 finding (1 remaining).\n"
+
+
+# -- the file on disk changes ----------------------------------------------------------------
+
+def test_file_changed_while_fixing_is_not_overwritten(tmp_path, monkeypatch):
+    from evallint import cli
+
+    path = write(tmp_path, {"evaluate.py": EL106_SCRIPT})["evaluate.py"]
+    edited = EL106_SCRIPT + "\nprint('edited meanwhile')\n"
+    real_lint_target = cli.lint_target
+
+    def lint_and_edit(target, project, options):  # the re-lint after a round of fixes
+        path.write_text(edited, encoding="utf-8")
+        return real_lint_target(target, project, options)
+
+    monkeypatch.setattr(cli, "lint_target", lint_and_edit)
+    result, data = run_json("--no-cache", "--fix", "evaluate.py")
+    assert path.read_text(encoding="utf-8") == edited
+    assert "changed on disk while it was being fixed" in result.stderr
+    assert [d["code"] for d in data] == ["EL106"] and result.exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluate.py"]
+
+
+def test_file_changed_after_linting_is_linted_again_before_fixing(tmp_path, monkeypatch):
+    from evallint import cli
+
+    path = write(tmp_path, {"evaluate.py": EL106_SCRIPT})["evaluate.py"]
+    shifted = "# a header someone added\n# after the lint\n" + EL106_SCRIPT
+    real_lint_targets = cli.lint_targets
+
+    def lint_then_edit(*args, **kwargs):
+        found = real_lint_targets(*args, **kwargs)
+        path.write_text(shifted, encoding="utf-8")
+        return found
+
+    monkeypatch.setattr(cli, "lint_targets", lint_then_edit)
+    assert run("check", "--no-cache", "--fix", "evaluate.py").exit_code == 0
+    # The fix lands on `model.eval`, now two lines lower, not where it was when linted.
+    assert path.read_text(encoding="utf-8") == shifted.replace("    model.eval\n", "    model.eval()\n")
+
+
+def test_write_atomically_refuses_a_file_that_changed(tmp_path):
+    path = tmp_path / "evaluate.py"
+    path.write_text(SOURCE, encoding="utf-8")
+    with pytest.raises(fixes.FileChanged):
+        write_atomically(path, "x = 1\n", expected=b"something else")
+    assert path.read_text(encoding="utf-8") == SOURCE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evaluate.py"]
+    write_atomically(path, "x = 1\n", expected=SOURCE.encode())
+    assert path.read_text(encoding="utf-8") == "x = 1\n"
+
+
+def test_fix_through_a_symbolic_link_keeps_the_link(tmp_path):
+    target = write(tmp_path, {"real/evaluate.py": EL106_SCRIPT})["real/evaluate.py"]
+    link = tmp_path / "evaluate.py"
+    link.symlink_to(target)
+    assert run("check", "--no-cache", "--fix", "evaluate.py").exit_code == 0
+    assert link.is_symlink()
+    assert target.read_text(encoding="utf-8") == EL106_FIXED
+
+
+def test_diff_exit_codes_and_nothing_written(tmp_path):
+    paths = write(tmp_path, {"evaluate.py": EL106_SCRIPT, "clean.py": "x = 1\n"})
+    result = run("check", "--no-cache", "--diff", ".")
+    assert result.exit_code == 1 and result.stdout.startswith("--- a/evaluate.py\n")
+    assert paths["evaluate.py"].read_text(encoding="utf-8") == EL106_SCRIPT
+    assert run("check", "--no-cache", "--diff", "--exit-zero", ".").exit_code == 0
+    assert run("check", "--no-cache", "--diff", "clean.py").exit_code == 0

@@ -2,7 +2,8 @@
 
 ``fixtures/<CODE>/flag_*.py`` must be flagged, ``quiet_*.py`` must not get that code;
 ``fixtures/EL102_strict/`` is linted with ``strict-restore``; ``fixtures/cross_file/<project>/``
-are small multi-file projects linted file by file (as pre-commit does).
+are small multi-file projects linted file by file (as pre-commit does). ``fixtures/fixes/`` holds
+input/output pairs of ``--fix`` (``tests/test_fix_fixtures.py``), not fixtures of this kind.
 """
 
 from pathlib import Path
@@ -14,7 +15,7 @@ from evallint.rules.base import expected_findings
 from helpers import found, lint_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-FILES = sorted(p for p in FIXTURES.rglob("*.py"))
+FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTURES).parts[0] != "fixes")
 
 
 def folder_code(path: Path) -> str:

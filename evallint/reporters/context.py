@@ -22,6 +22,8 @@ class ReportContext:
     unsafe_fixes: bool = False
     sources: dict[str, str] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)
+    # With ``--fix``: how many fixes were applied (the findings given are those that remain).
+    fixed: int | None = None
     _lines: dict[str, dict] = field(default_factory=dict, repr=False)
 
     def source_line(self, path: str, line: int, cell: int | None = None) -> str | None:

@@ -62,11 +62,18 @@ def write(diagnostics: list, context: ReportContext) -> None:
 def _summary(console: Console, context: ReportContext, diagnostics: list) -> None:
     from rich.text import Text
 
-    if not diagnostics:
+    count = len(diagnostics)
+    if context.fixed:  # as Ruff: "Found 5 errors (3 fixed, 2 remaining)."
+        total = count + context.fixed
+        console.print(Text(f"Found {total} finding{'s' if total != 1 else ''} "
+                           f"({context.fixed} fixed, {count} remaining).", style="bold"))
+        if not diagnostics:
+            return
+    elif not diagnostics:
         console.print(Text("All checks passed!", style="bold green"))
         return
-    count = len(diagnostics)
-    console.print(Text(f"Found {count} finding{'s' if count != 1 else ''}.", style="bold"))
+    else:
+        console.print(Text(f"Found {count} finding{'s' if count != 1 else ''}.", style="bold"))
     fixable = sum(context.fixable(d) for d in diagnostics)
     hidden = sum(context.hidden_fix(d) for d in diagnostics)
     if fixable:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from evallint.analysis.ops import Call, Export, Mode
-from evallint.diagnostics import Diagnostic
+import libcst as cst
+
+from evallint.analysis.keys import key_of
+from evallint.analysis.ops import Call, Export, Mode, Op
+from evallint.diagnostics import Applicability, Diagnostic, Fix
+from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
+from evallint.rules.edits import body_of, insert_line_before, path_to
 from evallint.rules.helpers import (
     code_of, construction_binds, describe_origin, known_mode_free, known_origins, linted_functions,
     related_for, severity_for,
@@ -33,6 +38,15 @@ class ExportInTrainMode(Rule):
         "program refuses `train()`/`eval()` afterwards; since PyTorch 2.6 `torch.onnx.export` "
         "exports the model as it is; BatchNorm fusion is only valid in eval mode."
     )
+    fix_safety = (
+        "The fix inserts `model.eval()` (the model as the export call spells it) on a line of "
+        "its own before the statement that exports. It is unsafe: the model stays in eval mode "
+        "after the export, and code after it that trains or expects train mode would change. "
+        "No fix where the export runs only sometimes within its statement (`ok and "
+        "torch.onnx.export(...)`, a one-line `if`, an `elif` test, a lambda or comprehension), "
+        "or where the model is not a plain name, attribute or subscript."
+    )
+    fix_applicability = Applicability.UNSAFE
     INVALID = (
         '''import torch
 import torchvision
@@ -65,14 +79,74 @@ traced.save("resnet18.ts")
                 for callee_key in sorted(summary.exported_at_entry if summary is not None else ()):
                     keys = {k for part in analysis.parts(op) for k in analysis.map_key(callee_key, op, part)}
                     exports += [(op, key, f"`{code_of(current, op.node)}` exports") for key in sorted(keys)]
-            for op, key, action in exports:
+            # One fix per model in a function at a time: the ``eval()`` before its first export may
+            # cover the later ones (a re-lint after the fix tells).
+            fixed_keys: set[str] = set()
+            for op, key, action in sorted(exports, key=lambda item: item[0].step.order):
                 trains = known_origins(analysis.facts(op, key), Mode.TRAIN)
                 if not trains or known_mode_free(construction_binds(analysis, key, trains)):
                     continue  # no mode-dependent layer: the exported graph is the same
                 severity, notes = severity_for(analysis, key, trains)
+                fix = _eval_first(ctx.analysis.source, analysis.graph.node, op, key) \
+                    if key not in fixed_keys else None
+                if fix is not None:
+                    fixed_keys.add(key)
                 yield ctx.diagnostic(
                     self, op.node,
                     f"{action} `{key}` in train mode (from "
                     f"{describe_origin(trains[0], current)}); call `{key}.eval()` first",
                     related=tuple(related_for(trains[0], "train mode from here")),
-                    severity=severity, notes=notes)
+                    severity=severity, notes=notes, fix=fix)
+
+
+# Nodes that make the export conditional within its statement, or put it in another scope or
+# block: ``model.eval()`` before the statement would then run when the export does not.
+_NOT_ALWAYS = (cst.BaseSuite, cst.BaseStatement, cst.Else, cst.ExceptHandler, cst.Finally,
+               cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp,
+               cst.BooleanOperation, cst.IfExp, cst.NamedExpr, cst.Decorator)
+
+
+def _model_code(source: SourceModule, op: Op, key: str) -> str | None:
+    """The model as the code spells it: the export's argument (or receiver) whose key is ``key``;
+    for an export through a call, the key itself. Only plain names, attributes and subscripts."""
+    if isinstance(op, Export) and isinstance(op.node, cst.Call):
+        call = op.node
+        candidates = ([call.func.value] if isinstance(call.func, cst.Attribute) else []) + \
+            [arg.value for arg in call.args if not arg.star]
+        for node in candidates:
+            if key_of(node) == key:
+                code = source.code_for(node)
+                return code if "\n" not in code and "\r" not in code else None
+        return None
+    try:
+        node = cst.parse_expression(key)
+    except cst.ParserSyntaxError:
+        return None
+    return key if key_of(node) == key else None
+
+
+def _eval_first(source: SourceModule, root: cst.CSTNode, op: Op, key: str) -> Fix | None:
+    """``<model>.eval()`` on a new line before the statement that exports (or calls the helper
+    that exports), when that statement always runs the export."""
+    model = _model_code(source, op, key)
+    path = path_to(root, op.node)
+    if model is None or path is None:
+        return None
+    index = max((i for i in range(1, len(path)) if body_of(path[i - 1]) is not None
+                 and isinstance(path[i], cst.BaseStatement)), default=None)
+    if index is None:
+        return None
+    statement = path[index]
+    if not isinstance(statement, (cst.SimpleStatementLine, cst.If, cst.With, cst.For)):
+        return None
+    inner = path[index + 1:]
+    if isinstance(statement, cst.SimpleStatementLine):
+        if not inner or inner[0] is not statement.body[0]:
+            return None  # ``x = build(); torch.jit.trace(x, ...)``: the model may come first
+        inner = inner[1:]
+    if any(isinstance(node, _NOT_ALWAYS) for node in inner[:-1]) or \
+            (isinstance(statement, cst.For) and inner[:1] != [statement.iter]):
+        return None
+    edit = insert_line_before(source, statement, f"{model}.eval()")
+    return Fix(f"Call `{model}.eval()` before the export", (edit,), Applicability.UNSAFE) \
+        if edit is not None else None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Iterator
 
 from evallint.analysis.grad import GradEffect
-from evallint.analysis.ops import Backward, Call, Forward, GradientUse, Mode
+from evallint.analysis.ops import Backward, Call, Forward, GradContextNotEntered, GradientUse, Mode
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
-from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
+from evallint.rules.edits import with_for_rest_of_block, wrap_in_with
 from evallint.rules.helpers import (
     code_of, known_origins, linted_functions, loop_group, origins, part_of_a_model,
     skip_in_test_code, where,
@@ -95,7 +95,7 @@ def evaluate(model, loader):
                 if self.in_gradient_loop(op, group, training_loops, gradient_ops) or group in seen:
                     continue  # one finding per loop; a loop that computes gradients needs them
                 seen.add(group)
-                fix = self.fix(ctx, analysis, group)
+                fix = self.fix(ctx, analysis, group, op)
                 scope = "this loop" if group is not None else (
                     "this script" if analysis.graph.is_module else "this function")
                 yield ctx.diagnostic(
@@ -137,7 +137,7 @@ def evaluate(model, loader):
                         self, op.node,
                         f"`{model}` is in eval mode and `{call}` runs it outside `torch.no_grad()`: "
                         f"autograd records a graph for nothing; wrap {scope} in `torch.no_grad()`",
-                        fix=self.fix(ctx, analysis, group) if group is not None else None)
+                        fix=self.fix(ctx, analysis, group, op) if group is not None else None)
                 elif callee not in reported_callees:
                     reported_callees.add(callee)
                     callee_analysis = file.analysis_of(op.function.graph)
@@ -148,7 +148,7 @@ def evaluate(model, loader):
                         f"autograd records a graph for nothing; decorate "
                         f"`{op.function.graph.name.rpartition('.')[2]}` with `@torch.no_grad()`",
                         related=((current.source, op.node, "called here in eval mode"),),
-                        fix=self.fix(ctx, callee_analysis, None))
+                        fix=self.fix(ctx, callee_analysis, None, callee))
                 break
 
     @staticmethod
@@ -186,13 +186,15 @@ def evaluate(model, loader):
             return False
         return True
 
-    def fix(self, ctx: RuleContext, analysis, group: Loop | None) -> Fix | None:
+    def fix(self, ctx: RuleContext, analysis, group: Loop | None, op) -> Fix | None:
         source = ctx.analysis.source
         no_grad = _no_grad_spelling(ctx.analysis.context)
-        if no_grad is None:
+        if no_grad is None or _left_to_el202(source, analysis, op):
             return None
         if group is not None:
-            return _wrap_in_with(source, group.node, no_grad)
+            edit = wrap_in_with(source, group.node, group.node, no_grad)
+            return Fix(f"Wrap the loop in `with {no_grad}:`", (edit,), Applicability.UNSAFE) \
+                if edit is not None else None
         if analysis.graph.is_module:
             return None
         span = source.span_of(analysis.graph.node)
@@ -213,18 +215,23 @@ def _no_grad_spelling(context) -> str | None:
     return None
 
 
-def _wrap_in_with(source: SourceModule, loop, no_grad: str) -> Fix:
-    span = source.span_of(loop)
-    lines = split_lines(source.text, keepends=True)
-    indent = " " * (span.column - 1)
-    unit = source.module.default_indent
-    body = lines[span.line - 1:span.end_line]
-    first = body[0][span.column - 1:]
-    rest = [unit + line if line.strip() else line for line in body[1:]]
-    tail = "" if body[-1].endswith("\n") else ""
-    content = f"with {no_grad}:\n{indent}{unit}{first}" + "".join(rest) + tail
-    end_line = span.end_line
-    end_column = len(lines[end_line - 1].rstrip("\r\n")) + 1
-    return Fix(f"Wrap the loop in `with {no_grad}:`",
-               (Edit(Span(span.line, span.column, end_line, end_column), content.rstrip("\r\n")),),
-               Applicability.UNSAFE)
+def _left_to_el202(source: SourceModule, analysis, op) -> bool:
+    """Does EL202's fix put ``op`` under a grad context: it runs inside ``with torch.no_grad:``
+    (missing its call) or after a bare ``torch.no_grad()`` in its block? Then that fix is the one
+    to apply; this one on top would only add a second ``no_grad``."""
+    not_entered = list(analysis.ops_of(GradContextNotEntered))
+    if not not_entered:
+        return False
+    region = op.step.region
+    while region is not None:
+        if not region.is_decorator and any(not g.called and any(g.node is item for item in region.items)
+                                           for g in not_entered):
+            return True
+        region = region.parent
+    line = source.span_of(op.node).line
+    for g in not_entered:
+        if g.called:
+            edit = with_for_rest_of_block(source, analysis.graph.node, g.node, "_")
+            if edit is not None and edit.span.line < line <= edit.span.end_line:
+                return True
+    return False
