@@ -196,7 +196,7 @@ def write_atomically(path: Path, text: str, expected: bytes | None = None) -> No
             out.write(text)
         os.chmod(temporary, mode & 0o7777)
         if expected is not None and path.read_bytes() != expected:
-            raise FileChanged(f"{path} changed on disk since it was read")
+            raise FileChanged("it changed on disk since it was read")
         os.replace(temporary, path)
     except BaseException:
         try:
