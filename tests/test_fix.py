@@ -538,14 +538,14 @@ def _use_fake_linter(monkeypatch, findings_of=_fake_findings):
     from evallint import cli
     from evallint.runner import FileResult
 
-    def fake_lint_targets(targets, options, jobs, cache=None, on_progress=None, digests_seen=None):
+    def fake_lint_targets(targets, options, jobs, cache=None, on_progress=None, linted=None):
         from evallint.cache import content_hash
 
         out = []
         for target in targets:
             data = target.file.read_bytes()
-            if digests_seen is not None:
-                digests_seen[target.path] = content_hash(data)
+            if linted is not None:
+                linted[target.path] = content_hash(data)
             out += findings_of(target.path, data.decode())
         return out
 
