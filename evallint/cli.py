@@ -330,6 +330,9 @@ def _add_noqa(targets: list[Target], diagnostics: list[Diagnostic], linted: dict
             continue
         try:
             write_atomically(target.file, with_bom(raw, outcome.text), expected=raw)
+        except FileChanged:
+            problems.append(f"{target.path}: not edited: it changed on disk since it was read")
+            continue
         except OSError as error:
             problems.append(f"{target.path}: not edited: {error.strerror or error}")
             continue

@@ -68,7 +68,7 @@ def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> F
 def apply_notebook_fixes(raw: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> FixResult:
     """Notebook JSON ``raw`` with the applicable fixes applied to its code cells (the edits of a
     notebook finding are relative to its cell, see ``NotebookSource.to_cell``); the result must
-    parse as the joined module does. Only the changed cells' ``source`` values are rewritten."""
+    parse as the joined module does. Only the changed characters of the JSON text are rewritten."""
     from evallint.notebooks import code_cells, join_cells, with_code_cells
 
     cells = code_cells(raw)

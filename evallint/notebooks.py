@@ -3,9 +3,12 @@ to cells, and fixed cell sources written back into the notebook's JSON text."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from evallint.diagnostics import Diagnostic, Edit, Fix, Related, Span
 from evallint.lines import split_lines
@@ -144,116 +147,207 @@ def join_cells(cells: list[str]) -> NotebookSource:
     return NotebookSource("\n".join(lines) + "\n", tuple(origin), frozenset(masked))
 
 
-# -- writing cell sources back -----------------------------------------------------------------
+# -- code cells' sources edited inside the notebook's JSON text (``--fix``, ``--add-noqa``) ------
+# One locator (``_locate``) and one writer (``_write``): only changed characters are re-encoded,
+# so outputs, metadata, key order, indentation, escapes and the final newline stay byte for byte.
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_decoder = json.JSONDecoder()
 
-
-def with_code_cells(raw: str, sources: dict[int, str]) -> str:
-    """Notebook JSON ``raw`` with the source of the code cells in ``sources`` (1-based code cell
-    number -> text) replaced. Only those ``source`` values change: everything else (outputs,
-    metadata, key order, indentation, escapes, the final newline) stays byte for byte. A source
-    kept as a list of lines stays one, written in the list's own layout; unchanged lines keep
-    their original spelling."""
-    spans = _code_source_spans(raw)
-    ensure_ascii = raw.isascii()
-    pieces: list[str] = []
-    position = 0
-    for number, (start, end) in enumerate(spans, start=1):
-        if number not in sources:
-            continue
-        pieces += [raw[position:start], _source_value(raw[start:end], sources[number], ensure_ascii)]
-        position = end
-    pieces.append(raw[position:])
-    return "".join(pieces)
+# A change to a cell's text: replace characters ``start:end`` with ``text``.
+_Change = tuple[int, int, str]
 
 
 def _skip(raw: str, index: int) -> int:
     return _WHITESPACE.match(raw, index).end()  # type: ignore[union-attr]
 
 
-_decoder = json.JSONDecoder()
-
-
-def _value_end(raw: str, index: int) -> int:
-    return _decoder.raw_decode(raw, index)[1]
-
-
-def _members(raw: str, index: int) -> dict[str, tuple[int, int]]:
-    """Key -> (start, end) of its value, for the JSON object at ``raw[index]``."""
-    found: dict[str, tuple[int, int]] = {}
-    if raw[index] != "{":
-        raise NotebookError("not a valid notebook: an object was expected")
+def _items(raw: str, index: int, kind: str) -> list[tuple[str | None, int, int]]:
+    """(key, start, end) of each value in the JSON object (``kind`` "{") or array ("[", key None)
+    at ``raw[index]``."""
+    if raw[index] != kind:
+        raise NotebookError(f"not a valid notebook: '{kind}' expected at character {index}")
+    closing, found = "}" if kind == "{" else "]", []
     index = _skip(raw, index + 1)
-    if raw[index] == "}":
-        return found
-    while True:
-        key, index = json.decoder.scanstring(raw, index + 1)  # type: ignore[attr-defined]
-        index = _skip(raw, index)
-        start = _skip(raw, index + 1)  # after the colon
-        end = _value_end(raw, start)
-        found[key] = (start, end)
+    while raw[index] != closing:
+        key = None
+        if kind == "{":
+            key, index = json.decoder.scanstring(raw, index + 1)  # type: ignore[attr-defined]
+            index = _skip(raw, _skip(raw, index) + 1)  # after the colon
+        end = _decoder.raw_decode(raw, index)[1]
+        found.append((key, index, end))
         index = _skip(raw, end)
-        if raw[index] == "}":
-            return found
-        index = _skip(raw, index + 1)  # after the comma
+        index = _skip(raw, index + 1) if raw[index] == "," else index
+    return found
 
 
-def _elements(raw: str, index: int) -> list[tuple[int, int]]:
-    """(start, end) of each element of the JSON array at ``raw[index]``."""
-    found: list[tuple[int, int]] = []
-    if raw[index] != "[":
-        raise NotebookError("not a valid notebook: an array was expected")
-    index = _skip(raw, index + 1)
-    if raw[index] == "]":
-        return found
-    while True:
-        end = _value_end(raw, index)
-        found.append((index, end))
-        index = _skip(raw, end)
-        if raw[index] == "]":
-            return found
-        index = _skip(raw, index + 1)
+@dataclass(frozen=True)
+class _Source:
+    """A code cell's ``source`` at ``start:end`` of the JSON text: one string or a list of them
+    (``strings``: their spans, quotes included; ``values``: what they decode to)."""
+
+    start: int
+    end: int
+    is_list: bool
+    strings: tuple[tuple[int, int], ...]
+    values: tuple[str, ...]
 
 
-def _code_source_spans(raw: str) -> list[tuple[int, int]]:
-    """Where the ``source`` value of each code cell lies in ``raw`` (code cells in order)."""
-    cells = _members(raw, _skip(raw, 0))["cells"]
-    spans = []
-    for start, _ in _elements(raw, cells[0]):
-        if raw[start] != "{":
+def _locate(raw: str) -> list[_Source]:
+    """The ``source`` of each code cell of notebook JSON ``raw``, in order (as ``code_cells``)."""
+    found = []
+    try:
+        cells = {key: (a, b) for key, a, b in _items(raw, _skip(raw, 0), "{")}["cells"]
+        for _, start, _ in _items(raw, cells[0], "["):
+            members = {key: (a, b) for key, a, b in _items(raw, start, "{")} if raw[start] == "{" else {}
+            kind = members.get("cell_type")
+            if kind is None or json.loads(raw[kind[0]:kind[1]]) != "code":
+                continue
+            if "source" not in members:
+                raise NotebookError("not a valid notebook: a code cell without `source`")
+            start, end = members["source"]
+            is_list = raw[start] == "["
+            strings = tuple((a, b) for _, a, b in _items(raw, start, "[")) if is_list else ((start, end),)
+            if any(raw[a] != '"' for a, _ in strings):
+                raise NotebookError("not a valid notebook: a code cell's source is not text")
+            found.append(_Source(start, end, is_list, strings,
+                                 tuple(json.loads(raw[a:b]) for a, b in strings)))
+    except (ValueError, KeyError, IndexError) as error:
+        raise NotebookError(f"not a valid notebook: {error}") from error
+    return found
+
+
+def _spellings(raw: str, start: int, end: int) -> list[str]:
+    """How each character of the JSON string ``raw[start:end]`` is written (escapes as they are)."""
+    offsets: list[int] = []
+    at = start + 1
+    while at < end - 1:
+        offsets.append(at)
+        if raw[at] != "\\":
+            at += 1
+        elif raw[at + 1] != "u":
+            at += 2
+        else:  # a surrogate pair (two escapes) is one character of the value
+            code = int(raw[at + 2:at + 6], 16)
+            pair = 0xD800 <= code < 0xDC00 and raw[at + 6:at + 8] == "\\u" \
+                and 0xDC00 <= int(raw[at + 8:at + 12], 16) < 0xE000
+            at += 12 if pair else 6
+    offsets.append(end - 1)
+    return [raw[a:b] for a, b in zip(offsets, offsets[1:])]
+
+
+def _write(raw: str, sources: list[_Source], changes: dict[int, list[_Change]]) -> str:
+    """``raw`` with ``changes`` (code cell number -> non-overlapping changes to its text) made. In
+    a list of strings, a string still ends where it did (if its last character is kept) and a new
+    line break ends one; strings a change does not touch stay as they are."""
+    ensure_ascii = raw.isascii()  # an ASCII file stays ASCII
+
+    def escape(text: str) -> str:
+        return json.dumps(text, ensure_ascii=ensure_ascii)[1:-1]
+
+    replacements: list[tuple[int, int, str]] = []
+    for number, cell_changes in changes.items():
+        source, cell_changes = sources[number - 1], sorted(cell_changes)
+        if not cell_changes:
             continue
-        members = _members(raw, start)
-        kind = members.get("cell_type")
-        if kind is None or json.loads(raw[kind[0]:kind[1]]) != "code":
+        if not source.strings:  # an empty list
+            lines = split_lines(cell_changes[0][2], keepends=True)
+            replacements.append((source.start, source.end,
+                                 "[" + ", ".join('"' + escape(line) + '"' for line in lines) + "]"))
             continue
-        if "source" not in members:
-            raise NotebookError("not a valid notebook: a code cell without `source`")
-        spans.append(members["source"])
-    return spans
+        old = "".join(source.values)
+        ends = list(accumulate(map(len, source.values)))  # where each string ends in the cell text
+        groups: list[list] = []  # [first string, last string, changes]: strings rewritten together
+        for s, e, text in cell_changes:
+            first = bisect_left(ends, s)
+            # At the end of a string, a change goes to the next one if it replaces characters
+            # there or inserts at the start of a line; one that removes the line break ending a
+            # string takes in the next string (the rest of the line).
+            line_start = old[s - 1:s] == "\n" or old[s - 1:s] == "\r" and text[:1] != "\n"
+            while first + 1 < len(ends) and ends[first] == s and (s < e or line_start):
+                first += 1
+            last = bisect_left(ends, e) if s < e else first
+            if s < e and ends[last] == e and old[e - 1] in "\r\n" and last + 1 < len(ends):
+                last += 1
+            if groups and first <= groups[-1][1] + 1:
+                groups[-1][1] = max(groups[-1][1], last)
+                groups[-1][2].append((s, e, text))
+            else:
+                groups.append([first, last, [(s, e, text)]])
+        replacements += [_rewrite_strings(raw, source, *group, escape) for group in groups]
+    pieces, position = [], 0
+    for start, end, content in sorted(replacements):
+        pieces += [raw[position:start], content]
+        position = end
+    return "".join(pieces) + raw[position:]
 
 
-def _source_value(old: str, text: str, ensure_ascii: bool) -> str:
-    """The JSON for cell source ``text``, in the form of the value ``old`` (a string or a list of
-    lines, each ending in its newline but the last)."""
-    if not old.startswith("["):
-        return json.dumps(text, ensure_ascii=ensure_ascii)
-    elements = _elements(old, 0)
-    spelled = {json.loads(old[a:b]): old[a:b] for a, b in elements}  # keep unchanged lines as written
-    if elements:
-        opening = old[1:elements[0][0]]
-        closing = old[elements[-1][1]:-1]
-        separator = old[elements[0][1]:elements[1][0]] if len(elements) > 1 else "," + opening
-    else:
-        opening, closing, separator = "", "", ", "
-    lines = split_lines(text, keepends=True)
-    if not lines:
-        return "[]"
-    return "[" + opening + separator.join(
-        spelled.get(line) or json.dumps(line, ensure_ascii=ensure_ascii) for line in lines) + closing + "]"
+def _rewrite_strings(raw: str, source: _Source, first: int, last: int, changes: list[_Change],
+                     escape) -> tuple[int, int, str]:
+    """The replacement for strings ``first..last`` of ``source`` with ``changes`` made; characters
+    not changed keep their spelling."""
+    base = sum(map(len, source.values[:first]))
+    values = source.values[first:last + 1]
+    old, string_ends = "".join(values), {end - 1 for end in accumulate(map(len, values))}
+    old_spelling = [spelled for a, b in source.strings[first:last + 1] for spelled in _spellings(raw, a, b)]
+    atoms: list[tuple[str, str, int | None]] = []  # (character, spelling, index in ``old`` if kept)
+    position = 0
+    for s, e, new in changes + [(base + len(old), base + len(old), "")]:
+        atoms += [(old[k], old_spelling[k], k) for k in range(position, s - base)]
+        atoms += [(char, escape(char), None) for char in new]
+        position = e - base
+    strings, current = [], ""
+    for index, (char, spelled, k) in enumerate(atoms):
+        current += spelled
+        after = atoms[index + 1] if index + 1 < len(atoms) else ("", "", None)
+        line_end = char == "\n" or char == "\r" and after[0] != "\n"
+        kept_end = k in string_ends
+        if source.is_list and (line_end and (k is None or kept_end) or kept_end and after[2] == k + 1):
+            strings.append(f'"{current}"')
+            current = ""
+    if current or not source.is_list:
+        strings.append(f'"{current}"')
+    (start, _), (_, end) = source.strings[first], source.strings[last]
+    if strings:
+        if len(source.strings) > 1:  # the list's own layout
+            separator = raw[source.strings[0][1]:source.strings[1][0]]
+        else:
+            separator = "," + raw[source.start + 1:source.strings[0][0]]
+        return start, end, separator.join(strings)
+    if last + 1 < len(source.strings):  # removed strings go with the separator after them
+        return start, source.strings[last + 1][0], ""
+    if first > 0:  # or before them
+        return source.strings[first - 1][1], end, ""
+    return source.start, source.end, "[]"
 
 
-# -- editing the cells' source in the notebook's JSON text (``check --add-noqa``) ----------------
+def _changes(old: str, new: str) -> list[_Change]:
+    """Changes that turn ``old`` into ``new``: from a line diff, a replaced line changing only
+    where it differs."""
+    a, b = split_lines(old, keepends=True), split_lines(new, keepends=True)
+    a_at, b_at = list(accumulate(map(len, a), initial=0)), list(accumulate(map(len, b), initial=0))
+    changes: list[_Change] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        blocks = [(i, i + 1, j, j + 1) for i, j in zip(range(i1, i2), range(j1, j2))] \
+            if i2 - i1 == j2 - j1 else [(i1, i2, j1, j2)]
+        for i, i_end, j, j_end in blocks if tag != "equal" else ():
+            start, end, text = a_at[i], a_at[i_end], new[b_at[j]:b_at[j_end]]
+            while start < end and text and old[start] == text[0]:
+                start, text = start + 1, text[1:]
+            while start < end and text and old[end - 1] == text[-1]:
+                end, text = end - 1, text[:-1]
+            if start < end or text:
+                changes.append((start, end, text))
+    return changes
+
+
+def with_code_cells(raw: str, sources: dict[int, str]) -> str:
+    """Notebook JSON ``raw`` with the text of the code cells in ``sources`` (1-based code cell
+    number -> text) replaced; only the characters that differ are rewritten."""
+    located = _locate(raw)
+    return _write(raw, located, {number: _changes("".join(located[number - 1].values), text)
+                                 for number, text in sources.items()})
+
 
 @dataclass(frozen=True)
 class CellEdit:
@@ -268,127 +362,24 @@ class CellEdit:
     expected: str
 
 
-@dataclass(frozen=True)
-class _Literal:
-    """A JSON string of the notebook text: its value and where its quotes are (``end`` after the
-    closing one)."""
-
-    value: str
-    start: int
-    end: int
-
-
-_SCALAR = re.compile(r"-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|Infinity)|NaN|true|false|null")
-
-
-class _LocatingParser:
-    """JSON to Python values, but every string value (not key) as a ``_Literal`` with its place."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def parse(self):
-        value, end = self._value(_WHITESPACE.match(self.text, 0).end())
-        if _WHITESPACE.match(self.text, end).end() != len(self.text):
-            raise ValueError("extra data after the notebook")
-        return value
-
-    def _value(self, at: int):
-        from json.decoder import scanstring
-
-        char = self.text[at:at + 1]
-        if char == '"':
-            value, end = scanstring(self.text, at + 1)
-            return _Literal(value, at, end), end
-        if char in ("{", "["):
-            closing = "}" if char == "{" else "]"
-            items: list = []
-            keys: list[str] = []
-            at = _WHITESPACE.match(self.text, at + 1).end()
-            if self.text[at:at + 1] == closing:
-                return ({} if char == "{" else []), at + 1
-            while True:
-                if char == "{":
-                    if self.text[at:at + 1] != '"':
-                        raise ValueError(f"a key expected at {at}")
-                    key, at = scanstring(self.text, at + 1)
-                    at = _WHITESPACE.match(self.text, at).end()
-                    if self.text[at:at + 1] != ":":
-                        raise ValueError(f"':' expected at {at}")
-                    at = _WHITESPACE.match(self.text, at + 1).end()
-                    keys.append(key)
-                value, at = self._value(at)
-                items.append(value)
-                at = _WHITESPACE.match(self.text, at).end()
-                separator = self.text[at:at + 1]
-                if separator == closing:
-                    return (dict(zip(keys, items)) if char == "{" else items), at + 1
-                if separator != ",":
-                    raise ValueError(f"',' or {closing!r} expected at {at}")
-                at = _WHITESPACE.match(self.text, at + 1).end()
-        match = _SCALAR.match(self.text, at)
-        if match is None:
-            raise ValueError(f"a value expected at {at}")
-        return None, match.end()  # numbers and constants are not needed here
-
-
-def _raw_offsets(raw: str, literal: _Literal) -> list[int]:
-    """For each character of ``literal.value`` (and one past its end), its offset in ``raw``."""
-    offsets: list[int] = []
-    at = literal.start + 1
-    while at < literal.end - 1:
-        offsets.append(at)
-        if raw[at] != "\\":
-            at += 1
-        elif raw[at + 1] != "u":
-            at += 2
-        else:  # a surrogate pair (two escapes) is one character of the value
-            code = int(raw[at + 2:at + 6], 16)
-            pair = 0xD800 <= code < 0xDC00 and raw[at + 6:at + 8] == "\\u" \
-                and 0xDC00 <= int(raw[at + 8:at + 12], 16) < 0xE000
-            at += 12 if pair else 6
-    offsets.append(literal.end - 1)
-    return offsets
-
-
-def _escape(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)[1:-1]
-
-
 def edit_cells(raw: str, edits: list[CellEdit]) -> str:
-    """Notebook JSON ``raw`` with ``edits`` made in the source strings of its code cells; the rest
-    of the text (indentation, key order, outputs, escapes) stays as it is. Raises NotebookError
-    when an edit cannot be made (the line is not the expected text, or spans two strings)."""
+    """Notebook JSON ``raw`` with ``edits`` made in its code cells. Raises NotebookError when an
+    edit cannot be made (the line is not the expected text, or the edit spans two strings)."""
     if not edits:
         return raw
-    try:
-        cells = _LocatingParser(raw).parse()["cells"]
-    except (ValueError, KeyError, TypeError, IndexError) as error:
-        raise NotebookError(f"not a valid notebook: {error}") from error
-    code_cells = [cell for cell in cells if isinstance(cell, dict) and isinstance(cell.get("cell_type"), _Literal)
-                  and cell["cell_type"].value == "code"]
-    replacements: list[tuple[int, int, str]] = []
+    sources = _locate(raw)
+    changes: dict[int, list[_Change]] = {}
     for edit in edits:
-        source = code_cells[edit.cell - 1].get("source") if edit.cell <= len(code_cells) else None
-        pieces = [source] if isinstance(source, _Literal) else source
-        if not isinstance(pieces, list) or not all(isinstance(p, _Literal) for p in pieces):
+        if not 1 <= edit.cell <= len(sources):
             raise NotebookError(f"cell {edit.cell} has no source to edit")
-        text = "".join(piece.value for piece in pieces)
-        lines = split_lines(text, keepends=True)
+        values = sources[edit.cell - 1].values
+        lines = split_lines("".join(values), keepends=True)
         if edit.line > len(lines) or lines[edit.line - 1].rstrip("\r\n") != edit.expected:
             raise NotebookError(f"cell {edit.cell}, line {edit.line} is not the line linted")
-        line_start = sum(len(line) for line in lines[:edit.line - 1])
-        start, end = line_start + edit.start, line_start + edit.end
-        # The piece that holds the edit: an insertion at the end of a piece goes to that piece.
-        offset = 0
-        for piece in pieces:
-            if offset <= start and end <= offset + len(piece.value):
-                positions = _raw_offsets(raw, piece)
-                replacements.append((positions[start - offset], positions[end - offset], _escape(edit.content)))
-                break
-            offset += len(piece.value)
-        else:
+        start = sum(map(len, lines[:edit.line - 1])) + edit.start
+        end = start + edit.end - edit.start
+        bounds = list(accumulate(map(len, values), initial=0))
+        if not any(a <= start and end <= b for a, b in zip(bounds, bounds[1:])):
             raise NotebookError(f"cell {edit.cell}, line {edit.line} is split over several strings")
-    for start, end, content in sorted(replacements, reverse=True):
-        raw = raw[:start] + content + raw[end:]
-    return raw
+        changes.setdefault(edit.cell, []).append((start, end, edit.content))
+    return _write(raw, sources, changes)

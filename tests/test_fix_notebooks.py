@@ -205,6 +205,98 @@ def test_with_code_cells_keeps_the_spelling_of_unchanged_lines():
     assert with_code_cells(raw, {}) == raw
 
 
+def test_with_code_cells_rewrites_only_what_changed_in_a_source_string():
+    from evallint.notebooks import with_code_cells
+
+    raw = ('{"cells": [{"cell_type": "code", "source": "url = \\"http:\\/\\/x\\"\\nmodel.eval\\n'
+           'name = \\"caf\\u00e9\\""}], "metadata": {"title": "\u00e9t\u00e9"}}')
+    fixed = with_code_cells(raw, {1: 'url = "http://x"\nmodel.eval()\nname = "caf\u00e9"'})
+    assert fixed == raw.replace("model.eval\\n", "model.eval()\\n")
+
+
+def test_with_code_cells_keeps_a_line_split_over_strings_and_drops_removed_lines():
+    from evallint.notebooks import with_code_cells
+
+    raw = jupyter_json([cell("x = 1\n"), cell("a = 1\nb = 2\n")])
+    notebook = json.loads(raw)
+    notebook["cells"][0]["source"] = ["import torch\n", "out = model(", "x)\n", "model.eval"]
+    raw = json.dumps(notebook, indent=1)
+    fixed = with_code_cells(raw, {1: "import torch\nout = model(x)\nmodel.eval()", 2: "b = 2\n"})
+    assert fixed == raw.replace('"model.eval"', '"model.eval()"').replace('"a = 1\\n",\n    ', "")
+    assert with_code_cells(fixed, {2: ""}).replace(" ", "").count('"source":[]') == 1
+    # A change across the strings of a split line makes them one string.
+    fixed = with_code_cells(fixed, {1: "import torch\nout = net(x)\n"})
+    assert json.loads(fixed)["cells"][0]["source"] == ["import torch\n", "out = net(x)\n"]
+
+
+def test_with_code_cells_writes_one_string_per_line():
+    from evallint.notebooks import with_code_cells
+
+    raw = jupyter_json([cell("torch.no_grad()  # c\nx = f()\ny = g(x)")])
+    fixed = with_code_cells(raw, {1: "with torch.no_grad():  # c\n    x = f()\n    y = g(x)"})
+    expected = json.loads(raw)
+    expected["cells"][0]["source"] = ["with torch.no_grad():  # c\n", "    x = f()\n", "    y = g(x)"]
+    assert fixed == json.dumps(expected, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    # A string that holds several lines stays one when only its characters change.
+    raw = json.dumps({"cells": [{"cell_type": "code", "source": ["import torch\nmodel.eval\n", "x = 1"]}]})
+    fixed = with_code_cells(raw, {1: "import torch\nmodel.eval()\nx = 1"})
+    assert fixed == raw.replace("model.eval\\n", "model.eval()\\n")
+
+
+def test_with_code_cells_round_trips_random_changes():
+    """Whatever the new texts, they read back as given; a list stays a list (of one string a line,
+    if it was), an ASCII file stays ASCII, and unchanged texts leave the file as it was."""
+    import random
+
+    from evallint.lines import split_lines
+    from evallint.notebooks import code_cells, with_code_cells
+
+    rng = random.Random(7)
+    chars = ["a", "b", " ", "\n", "\r\n", "\u00e9", "\U0001f600", '"', "\\", "/", "\t"]
+
+    def text(size: int) -> str:
+        return "".join(rng.choice(chars) for _ in range(size))
+
+    for _ in range(400):
+        old = [text(rng.randint(0, 12)) for _ in range(3)]
+        sources: list = []
+        for cell_text in old:
+            lines = split_lines(cell_text, keepends=True)
+            if rng.random() < 0.3:
+                sources.append(cell_text)
+                continue
+            if lines and rng.random() < 0.5:  # a line split over two strings
+                at = rng.randrange(len(lines))
+                split = rng.randint(0, len(lines[at]))
+                lines[at:at + 1] = [lines[at][:split], lines[at][split:]]
+            sources.append(lines)
+        raw = json.dumps({"cells": [cell("") | {"source": source} for source in sources]},
+                         indent=rng.choice([None, 1, 2]), ensure_ascii=rng.random() < 0.5)
+        new = {}
+        for number, cell_text in enumerate(old, start=1):
+            lines = split_lines(cell_text, keepends=True)
+            for _ in range(rng.randint(0, 3)):
+                at = rng.randint(0, len(lines))
+                if rng.random() < 0.4 or not lines:
+                    lines.insert(at, text(rng.randint(0, 5)))
+                elif rng.random() < 0.5:
+                    del lines[at - 1]
+                else:
+                    lines[at - 1] = text(rng.randint(1, 6))
+            new[number] = "".join(lines)
+        assert with_code_cells(raw, dict(enumerate(old, start=1))) == raw
+        fixed = with_code_cells(raw, new)
+        assert code_cells(fixed) == list(new.values())
+        assert fixed.isascii() or not raw.isascii()
+        cells = zip(json.loads(raw)["cells"], json.loads(fixed)["cells"])
+        for number, (before, after) in enumerate(cells, start=1):
+            assert isinstance(after["source"], list) is isinstance(before["source"], list)
+            if before["source"] == split_lines(old[number - 1], keepends=True):  # one string a line
+                assert after["source"] == split_lines(new[number], keepends=True)
+            if new[number] == old[number - 1]:
+                assert after == before
+
+
 def test_bare_no_grad_at_top_level_wraps_the_rest_of_its_cell_only(tmp_path):
     raw = jupyter_json([
         cell("import torch\nimport torchvision\nmodel = torchvision.models.resnet18()\nmodel.eval()\n"
