@@ -148,9 +148,11 @@ def test_only_in_methods_of_modules(tmp_path):
     "        return x if not self.training else F.dropout(x, 0.5)\n",
     "        return self.training and F.dropout(x, 0.5)\n",
     "        if is_training:\n            x = F.dropout(x, 0.5)\n        return x\n",
+    "        if not deterministic:\n            x = F.dropout(x, 0.5)\n        return x\n",
+    "        return x if self.is_eval else F.dropout(x, 0.5)\n",
 ])
 def test_quiet_where_only_training_runs_it(tmp_path, body):
-    assert lines(tmp_path, "    def forward(self, x, is_training=False):\n" + body) == []
+    assert lines(tmp_path, "    def forward(self, x, is_training=False, deterministic=True):\n" + body) == []
 
 
 @pytest.mark.parametrize("body", [
@@ -158,9 +160,11 @@ def test_quiet_where_only_training_runs_it(tmp_path, body):
     "        if not self.training:\n            x = F.dropout(x, 0.5)\n        return x\n",
     "        return x if self.training else F.dropout(x, 0.5)\n",
     "        return self.training or F.dropout(x, 0.5)\n",
+    "        if deterministic:\n            x = F.dropout(x, 0.5)\n        return x\n",
+    "        if mask is not None:\n            x = F.dropout(x, 0.5)\n        return x\n",
 ])
 def test_flagged_where_eval_mode_runs_it(tmp_path, body):
-    assert len(lines(tmp_path, "    def forward(self, x):\n" + body)) == 1
+    assert len(lines(tmp_path, "    def forward(self, x, mask=None, deterministic=True):\n" + body)) == 1
 
 
 @pytest.mark.parametrize("name", ["forward_train", "training_step", "_train_forward", "mc_forward",
@@ -347,3 +351,19 @@ def test_a_file_whose_only_anchor_is_a_functional_dropout_is_parsed(tmp_path, mo
     found = lint_targets(targets, LintOptions(codes=("EL108",)), jobs=1)
     assert parsed == ["head.py"]
     assert [(Path(d.path).name, d.code, d.span.line) for d in found] == [("head.py", "EL108", 7)]
+
+
+def test_a_project_module_imported_from_another_file(tmp_path):
+    write(tmp_path, {
+        "pyproject.toml": "",
+        "layers.py": "import torch\nfrom torch import nn\n\n\nclass DropPath(nn.Module):\n"
+                     "    def __init__(self, p):\n        super().__init__()\n        self.p = p\n\n"
+                     "    def forward(self, x):\n        if not self.training:\n            return x\n"
+                     "        return x * (torch.rand(x.shape[0], 1) > self.p) / (1 - self.p)\n\n\n"
+                     "class Scale(nn.Module):\n    def forward(self, x):\n        return 2 * x\n",
+        "model.py": "from torch import nn\n\nfrom layers import DropPath, Scale\n\n\nclass Block(nn.Module):\n"
+                    "    def forward(self, x):\n        x = Scale()(x)\n        return x + DropPath(0.1)(x)\n",
+    })
+    found = lint_snippet(tmp_path, (tmp_path / "model.py").read_text(), name="model.py")
+    assert [(d.code, d.span.line) for d in found] == [("EL108", 9)]
+    assert "its `self.training` stays True" in found[0].message

@@ -161,8 +161,11 @@ BATCH_NORM_RUNNING_STATS = ((1, "running_mean"), (2, "running_var"))
 # default) behave the same in both modes; a dropout with ``p=0`` drops nothing.
 BATCH_NORM_LAYERS = re.compile(r"^(BatchNorm[123]d|LazyBatchNorm[123]d|SyncBatchNorm)$")
 INSTANCE_NORM_LAYERS = re.compile(r"^(InstanceNorm[123]d|LazyInstanceNorm[123]d)$")
-# Names of a flag that is true only while training: ``if self.training:``, ``if is_training:``.
+# Names of a flag that is true only while training (``if self.training:``, ``if is_training:``),
+# and of one that is false while training (``if not deterministic:``, ``if not self.is_eval:``).
 TRAINING_FLAG = re.compile(r"^(is_|in_)?train(ing)?(_mode)?$")
+EVALUATION_FLAG = re.compile(r"^(is_|in_)?(eval(uation|uating)?|infer(ence|ring)?|test(ing)?|predict(ing)?"
+                             r"|deterministic)(_mode)?$")
 # Methods that run only while training (``forward_train``, ``training_step``, ``_train_forward``).
 TRAINING_ONLY_METHOD = re.compile(r"(^|_)train(ing)?(_|$)")
 # Classes and methods that keep dropout on at inference on purpose (Monte Carlo dropout, Bayesian

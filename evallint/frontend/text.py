@@ -39,16 +39,18 @@ def may_be_relevant(text: str) -> bool:
 # ``functional`` or the file's own alias of ``torch.nn.functional``), and a dropout or BatchNorm
 # layer built inside a ``def forward`` (``nn.Dropout(p)(x)``). Most models pass
 # ``training=self.training`` and build their layers in ``__init__``: such files are not let through.
-# (Patterns start with a literal: a leading ``\\b`` or look-behind makes ``re`` try every position.)
+# Each pattern starts with a literal: a leading word boundary, look-behind or character class makes
+# ``re`` try every position of the text.
 _FUNCTIONAL_LAYERS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
                                 "feature_alpha_dropout", "batch_norm"})
-# Calls named like them (each pattern starts with a literal: a leading ``\\b``, look-behind or
-# character class makes ``re`` try every position).
 _FUNCTIONAL_CALLS = (re.compile(r"(dropout(?:[123]d)?)[ \t]*\("), re.compile(r"(batch_norm)[ \t]*\("))
+# ``import torch.nn.functional as nnf``, ``from torch.nn import functional as fn``
 _FUNCTIONAL_ALIAS = re.compile(r"functional[ \t]+as[ \t]+(\w+)")
-_RENAMED_FUNCTIONAL = re.compile(r"torch\.nn\.functional[ \t]+import[ \t(]+[^\n]*?(?:dropout\w*|batch_norm)[ \t]+as\b")  # ``import torch.nn.functional as nnf``
-_MODE_LAYER_BUILT = re.compile(r"(?:Dropout(?:[123]d)?|BatchNorm(?:[123]d)?|InstanceNorm[123]d|StochasticDepth"
-                               r"|DropBlock[23]d)[ \t]*\(")
+# ``from torch.nn.functional import dropout as drop``
+_RENAMED_FUNCTIONAL = re.compile(
+    r"torch\.nn\.functional[ \t]+import[ \t(]+[^\n]*?(?:dropout\w*|batch_norm)[ \t]+as\b")
+# ``Drop...(`` also catches project layers (``DropPath``, ``DropConnect``) and ``AlphaDropout``.
+_MODE_LAYER_BUILT = re.compile(r"(?:Drop\w*|BatchNorm(?:[123]d)?|InstanceNorm[123]d|StochasticDepth)[ \t]*\(")
 
 
 def may_ignore_model_mode(text: str) -> bool:

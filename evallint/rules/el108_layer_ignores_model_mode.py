@@ -362,7 +362,8 @@ def _path_to(root: cst.CSTNode, target: cst.CSTNode) -> list[cst.CSTNode]:
 
 
 def _implies_training(test: cst.BaseExpression, value: bool) -> bool:
-    """Does ``test`` evaluating to ``value`` mean that a training flag is set?"""
+    """Does ``test`` evaluating to ``value`` mean that the code is training: a training flag set
+    (``self.training``, ``is_training``), or an evaluation flag unset (``not deterministic``)?"""
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         return _implies_training(test.expression, not value)
     if isinstance(test, cst.BooleanOperation):
@@ -378,7 +379,8 @@ def _implies_training(test: cst.BaseExpression, value: bool) -> bool:
                 return _implies_training(test.left, value == (literal != negated))
         return False
     key = key_of(test) if isinstance(test, (cst.Name, cst.Attribute)) else None
-    return value and key is not None and bool(torch_api.TRAINING_FLAG.match(key.rpartition(".")[2]))
+    name = key.rpartition(".")[2] if key is not None else ""
+    return bool((torch_api.TRAINING_FLAG if value else torch_api.EVALUATION_FLAG).match(name))
 
 
 # -- the fix --------------------------------------------------------------------------------------
