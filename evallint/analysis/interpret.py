@@ -18,9 +18,9 @@ from evallint.analysis.entry_modes import imported_modes
 from evallint.analysis.keys import head, is_within, key_of, rebase
 from evallint.analysis.module import External, ModuleContext, ProjectClass, ProjectFunction, Symbol
 from evallint.analysis.ops import (
-    BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward,
-    GradContextNotEntered, GradientUse, Mode, Op, OptimizerStep, SetGradEnabled, SetMode,
-    TrainingFlagAssigned, ValueKind, Yield,
+    BadModeArgument, Backward, BareModeReference, Bind, Call, Export, Forward, FunctionalModeLayer,
+    GradContextNotEntered, GradientUse, LayerBuiltAndCalled, Mode, Op, OptimizerStep,
+    SetGradEnabled, SetMode, TrainingFlagAssigned, ValueKind, Yield,
 )
 from evallint.frontend.cfg import FunctionGraph, Step, StepKind
 from evallint.frontend.names import dotted_name, names_read
@@ -579,6 +579,9 @@ class _Interpreter:
         if isinstance(func, cst.Attribute):
             if self.method_call(call, func):
                 return
+        if isinstance(_strip_self_returning(func), cst.Call):
+            self.built_and_called(call)
+            return
         symbol = self.resolve(func) if not isinstance(func, cst.Call) else None
         scope = self.graph
         while symbol is None and isinstance(func, cst.Name) and scope is not None and not scope.is_module:
@@ -607,6 +610,19 @@ class _Interpreter:
                     and not (isinstance(func, cst.Attribute)
                              and func.attr.value in torch_api.NOT_FORWARD_METHODS):
                 self.emit(Forward(self.step, call, key))
+
+    def built_and_called(self, call: cst.Call) -> None:
+        """``nn.Dropout(p)(x)``, ``Block(dim).to(x.device)(x)``: a class built and called at once."""
+        func, mode_set = call.func, False
+        while isinstance(func, cst.Call) and isinstance(func.func, cst.Attribute) and \
+                func.func.attr.value in torch_api.SELF_RETURNING_METHODS | {"train", "eval"}:
+            mode_set = mode_set or func.func.attr.value in ("train", "eval")
+            func = func.func.value
+        if not isinstance(func, cst.Call) or not isinstance(func.func, (cst.Name, cst.Attribute)):
+            return
+        symbol = self.resolve(func.func)
+        if isinstance(symbol, (ProjectClass, External)):
+            self.emit(LayerBuiltAndCalled(self.step, call, func, symbol, mode_set))
 
     def steps_passed_as_callables(self, call: cst.Call) -> None:
         """``profile(loss.backward)``, ``timed(optimizer.step)``: the callee runs the step."""
@@ -732,7 +748,9 @@ class _Interpreter:
             self.emit(OptimizerStep(self.step, call, receiver))
 
     def external_call(self, call: cst.Call, qualified: str) -> None:
-        if qualified in torch_api.AUTOGRAD_GRAD:
+        if qualified in torch_api.FUNCTIONAL_MODE_ARGUMENT:
+            self.emit(FunctionalModeLayer(self.step, call, qualified))
+        elif qualified in torch_api.AUTOGRAD_GRAD:
             self.emit(GradientUse(self.step, call))
         elif qualified in torch_api.AUTOGRAD_BACKWARD:
             self.emit(Backward(self.step, call))

@@ -143,6 +143,24 @@ class GradContextNotEntered(Op):
 
 
 @dataclass(eq=False)
+class FunctionalModeLayer(Op):
+    """``F.dropout(x, p)``, ``F.batch_norm(...)``: a functional layer that takes the mode as an
+    argument (``torch_api.FUNCTIONAL_MODE_ARGUMENT``) instead of reading a module's (EL108)."""
+
+    function: str  # its qualified name
+
+
+@dataclass(eq=False)
+class LayerBuiltAndCalled(Op):
+    """``nn.Dropout(0.5)(x)``: a module built and called in one expression (EL108); ``node`` is
+    the outer call. (A module built into a variable and called later is a ``Bind`` and a ``Forward``.)"""
+
+    construction: cst.Call
+    layer: object  # the ProjectClass or External its construction resolves to
+    mode_set: bool = False  # ``Layer(...).train(flag)(x)``: the mode is chosen on the way
+
+
+@dataclass(eq=False)
 class Call(Op):
     """A call to a function defined in the project; its summary applies here."""
 

@@ -1,6 +1,7 @@
 """Which files need the full analysis: decided on text alone, before LibCST parses anything.
 
-A file matters if it mentions something a rule reacts to itself (``frontend.text.may_be_relevant``),
+A file matters if it mentions something a rule reacts to itself (``frontend.text.may_be_relevant``,
+and EL108's ``may_ignore_model_mode``),
 or if it imports from the project a function that matters: one whose own text mentions such a thing,
 or that calls another function of its module (or one its module imports) that matters
 (``train(model)`` and ``evaluate(model)`` from a helper module: the caller's loop can leak eval
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evallint.frontend.text import import_statements, may_be_relevant
+from evallint.frontend.text import import_statements, may_be_relevant, may_ignore_model_mode
 
 if TYPE_CHECKING:
     from evallint.analysis.project import Project
@@ -54,7 +55,7 @@ class Relevance:
         self._reads: dict[Path, set[Path]] = {}
 
     def may_matter(self, file: Path, text: str) -> bool:
-        if may_be_relevant(text):
+        if may_be_relevant(text) or may_ignore_model_mode(text):
             return True
         self._reads[file] = set()
         return any(self._import_matters(file, level, module, tuple(name for name, _ in names))

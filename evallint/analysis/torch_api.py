@@ -140,6 +140,41 @@ SELF_RETURNING_METHODS = frozenset({"to", "cuda", "cpu", "half", "float", "doubl
                                     "type", "requires_grad_", "share_memory", "to_empty", "apply",
                                     "xpu", "ipu", "mps"})
 
+# -- layers that ignore the model's mode (EL108) -----------------------------------------------
+# Functional layers that take the mode as an argument instead of reading a module's ``training``:
+# qualified name -> (position, keyword) of that argument, and its default (None: required, so
+# every call passes it). The SELU dropouts default to ``training=False``: they never drop
+# unless told to; ``batch_norm`` defaults to False too: running statistics, never batch ones.
+FUNCTIONAL_MODE_ARGUMENT: dict[str, tuple[int, str, bool | None]] = {
+    **{f"torch.nn.functional.{name}": (2, "training", True)
+       for name in ("dropout", "dropout1d", "dropout2d", "dropout3d")},
+    "torch.nn.functional.alpha_dropout": (2, "training", False),
+    "torch.nn.functional.feature_alpha_dropout": (2, "training", False),
+    "torch.nn.functional.batch_norm": (5, "training", False),
+    **{f"torch.{name}": (2, "train", None)
+       for name in ("dropout", "alpha_dropout", "feature_dropout", "feature_alpha_dropout")},
+}
+# (position, keyword) of the drop probability of the functional dropouts: a literal 0 drops nothing.
+FUNCTIONAL_DROPOUT_RATE = (1, "p")
+# (position, keyword) of ``batch_norm``'s running statistics: without them (both ``None``) the
+# batch statistics are the only ones, whatever the mode.
+BATCH_NORM_RUNNING_STATS = ((1, "running_mean"), (2, "running_var"))
+# torch.nn layers that change with the mode by themselves (a layer built inside ``forward`` never
+# sees ``model.eval()``). BatchNorm without running statistics and InstanceNorm without them (its
+# default) behave the same in both modes; a dropout with ``p=0`` drops nothing.
+BATCH_NORM_LAYERS = re.compile(r"^(BatchNorm[123]d|LazyBatchNorm[123]d|SyncBatchNorm)$")
+INSTANCE_NORM_LAYERS = re.compile(r"^(InstanceNorm[123]d|LazyInstanceNorm[123]d)$")
+# Names of a flag that is true only while training (``if self.training:``, ``if is_training:``),
+# and of one that is false while training (``if not deterministic:``, ``if not self.is_eval:``).
+TRAINING_FLAG = re.compile(r"^(is_|in_)?train(ing)?(_mode)?$")
+EVALUATION_FLAG = re.compile(r"^(is_|in_)?(eval(uation|uating)?|infer(ence|ring)?|test(ing)?|predict(ing)?"
+                             r"|deterministic)(_mode)?$")
+# Methods that run only while training (``forward_train``, ``training_step``, ``_train_forward``).
+TRAINING_ONLY_METHOD = re.compile(r"(^|_)train(ing)?(_|$)")
+# Classes and methods that keep dropout on at inference on purpose (Monte Carlo dropout, Bayesian
+# approximations, uncertainty estimates).
+ALWAYS_ON_DROPOUT = re.compile(r"(^|_)(mc|MC|Mc)(_|[A-Z]|$)|[Mm]onte_?[Cc]arlo|[Bb]ayes|[Uu]ncertain")
+
 # -- optimizers, schedulers, backward -------------------------------------------------------
 OPTIMIZER_PREFIXES = ("torch.optim.", "apex.optimizers.", "bitsandbytes.optim.", "timm.optim.",
                       "transformers.AdamW", "transformers.Adafactor", "torch_optimizer.")

@@ -15,6 +15,7 @@ CATALOGUE = (
     RuleInfo(code='EL105', name='training-flag-assigned', severity=Severity.ERROR, default_enabled=True, always_on=False),
     RuleInfo(code='EL106', name='mode-method-not-called', severity=Severity.ERROR, default_enabled=True, always_on=False),
     RuleInfo(code='EL107', name='mode-method-bad-argument', severity=Severity.ERROR, default_enabled=True, always_on=False),
+    RuleInfo(code='EL108', name='layer-ignores-model-mode', severity=Severity.ERROR, default_enabled=True, always_on=False),
     RuleInfo(code='EL109', name='train-override-broken', severity=Severity.ERROR, default_enabled=True, always_on=False),
     RuleInfo(code='EL201', name='inference-without-no-grad', severity=Severity.ERROR, default_enabled=True, always_on=False),
     RuleInfo(code='EL202', name='grad-context-not-entered', severity=Severity.ERROR, default_enabled=True, always_on=False),

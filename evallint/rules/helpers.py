@@ -401,9 +401,9 @@ def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
         if name in torch_api.CONTAINERS:
             return True  # judged by the layers built into it
         if name in torch_api.RECURRENT_LAYERS:
-            return _literal_zero(_argument(call, "dropout", None), default=True)
+            return literal_zero(argument(call, "dropout", None), default=True)
         if torch_api.DROPOUT_LAYERS.match(name):
-            return _literal_zero(_argument(call, "p", 0), default=False)  # ``nn.Dropout(0.0)``
+            return literal_zero(argument(call, "p", 0), default=False)  # ``nn.Dropout(0.0)``
         return torch_api.nn_layer_is_model(qualified) is False
     if qualified.startswith("torchvision.ops."):
         return name not in torch_api.TORCHVISION_OPS_MODE_DEPENDENT
@@ -411,7 +411,8 @@ def _mode_free_layer(qualified: str, call: cst.Call) -> bool:
     return not (name[:1].isupper() and not qualified.startswith(("torch.", "typing.")))
 
 
-def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+def argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+    """The argument of ``call`` given as ``keyword``, or as the ``position``-th positional one."""
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == keyword:
             return arg.value
@@ -421,10 +422,113 @@ def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExp
     return None
 
 
-def _literal_zero(value: cst.BaseExpression | None, default: bool) -> bool:
+def literal_zero(value: cst.BaseExpression | None, default: bool) -> bool:
+    """Is ``value`` a literal 0 (``default`` when there is no value)?"""
     if value is None:
         return default
     return literal_value(value) in ((True, 0), (True, 0.0))
+
+
+# What a layer that changes with the mode does by itself (``mode_dependent_layer``).
+DROPS, BATCH_STATISTICS, READS_TRAINING = "dropout", "batch statistics", "self.training"
+
+
+def mode_dependent_layer(context: ModuleContext, layer: object, call: cst.Call) -> str | None:
+    """What the module built by ``call`` in ``context`` (of the class ``layer``: a ``ProjectClass``
+    or an ``External``) does differently in train mode, when that is known: ``DROPS`` (``nn.Dropout(0.5)``,
+    torchvision's ``StochasticDepth``), ``BATCH_STATISTICS`` (``nn.BatchNorm2d(c)``, InstanceNorm
+    with ``track_running_stats=True``), ``READS_TRAINING`` (a project module whose methods read
+    ``self.training``); or what a project module or ``nn.Sequential(...)`` holds. None otherwise:
+    ``nn.Dropout(0.0)``, ``nn.BatchNorm1d(c, track_running_stats=False)``, unknown classes."""
+    if isinstance(layer, ProjectClass):
+        return _class_mode_dependence(layer) if layer.context.is_module_class(layer) else None
+    if not isinstance(layer, External):
+        return None
+    qualified = layer.qualified
+    name = torch_api.last_part(qualified)
+    if qualified.startswith("torchvision.ops.") and name in torch_api.TORCHVISION_OPS_MODE_DEPENDENT:
+        return None if literal_zero(argument(call, "p", 0), default=False) else DROPS
+    if not torch_api.is_torch_nn_class(qualified):
+        return None
+    if name in torch_api.CONTAINERS:
+        return next(filter(None, (_built_mode_dependence(context, arg.value)
+                                  for arg in call.args if not arg.star)), None)
+    if torch_api.DROPOUT_LAYERS.match(name):
+        return None if literal_zero(argument(call, "p", 0), default=False) else DROPS
+    lazy = name.startswith("Lazy")
+    tracking = argument(call, "track_running_stats", 3 if lazy else 4)
+    if torch_api.BATCH_NORM_LAYERS.match(name):
+        return None if tracking is not None and literal_value(tracking) == (True, False) else BATCH_STATISTICS
+    if torch_api.INSTANCE_NORM_LAYERS.match(name):
+        return BATCH_STATISTICS if tracking is not None and literal_value(tracking) == (True, True) else None
+    return None
+
+
+def _built_mode_dependence(context: ModuleContext, node: cst.BaseExpression) -> str | None:
+    """``mode_dependent_layer`` of a construction written inline (``nn.Sequential(nn.Dropout(0.1))``)."""
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return next(filter(None, (_built_mode_dependence(context, el.value) for el in node.elements)), None)
+    if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
+        return None
+    return mode_dependent_layer(context, context.resolve(node.func), node)
+
+
+def _class_mode_dependence(cls: ProjectClass, _seen: frozenset[int] = frozenset()) -> str | None:
+    """A project module class: does it read ``self.training`` in its instance methods, derive
+    from a torch.nn dropout or BatchNorm class, or build one (or such a project module) itself?
+    Its project base classes count too. Once per class."""
+    cache_key = ("mode_dependence", id(cls.node))
+    cache = cls.context.cache
+    if cache_key in cache:
+        return cache[cache_key]  # type: ignore[return-value]
+    if id(cls.node) in _seen:
+        return None
+    seen = _seen | {id(cls.node)}
+    found: str | None = None
+    for graph in cls.context.graphs:
+        if graph.class_name != cls.qualname or _is_class_or_static(graph.node):  # type: ignore[arg-type]
+            continue
+        found = _body_mode_dependence(cls.context, graph.node, seen)
+        if found is not None:
+            break
+    if found is None:
+        for base in cls.context.bases(cls):
+            if isinstance(base, ProjectClass) and base.context.is_module_class(base):
+                found = _class_mode_dependence(base, seen)
+            elif isinstance(base, External) and torch_api.is_torch_nn_class(base.qualified):
+                name = torch_api.last_part(base.qualified)
+                if torch_api.DROPOUT_LAYERS.match(name):
+                    found = DROPS
+                elif torch_api.BATCH_NORM_LAYERS.match(name):
+                    found = BATCH_STATISTICS
+            if found is not None:
+                break
+    if found is not None or not _seen:  # a negative answer found inside a cycle may be partial
+        cache[cache_key] = found
+    return found
+
+
+def _body_mode_dependence(context: ModuleContext, root: cst.CSTNode, seen: frozenset[int]) -> str | None:
+    stack: list[cst.CSTNode] = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(child_nodes(node))
+        if isinstance(node, cst.Attribute) and node.attr.value == "training" \
+                and isinstance(node.value, cst.Name) and node.value.value == "self":
+            return READS_TRAINING
+        if not isinstance(node, cst.Call) or not isinstance(node.func, (cst.Name, cst.Attribute)):
+            continue
+        symbol = context.resolve(node.func)
+        if isinstance(symbol, ProjectClass):
+            if symbol.context.is_module_class(symbol):
+                found = _class_mode_dependence(symbol, seen)
+                if found is not None:
+                    return found
+        elif isinstance(symbol, External):
+            found = mode_dependent_layer(context, symbol, node)
+            if found is not None:
+                return found
+    return None
 
 
 def _evidence_in(ops: FunctionOps) -> frozenset[str]:
