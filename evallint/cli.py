@@ -89,7 +89,7 @@ def run() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the findings: no summary, no progress.")
 @click.option("--stdin-filename", help="The name of the file read from standard input (`-`).")
 @click.option("--file-time-limit", type=click.FloatRange(min=0), default=None,
-              help=f"Seconds the analysis of one file may take before it is stopped and reported "
+              help=f"Seconds of CPU time the analysis of one file may use before it is stopped and reported "
                    f"(EL000); 0: no limit.  [default: {DEFAULT_TIME_LIMIT:g}]")
 def check(paths: tuple[Path, ...], select: str | None, ignore: str | None, extend_select: str | None,
           output_format: str, fix: bool, unsafe_fixes: bool, diff: bool, add_noqa: bool,

@@ -129,8 +129,8 @@ def _lint_text(target: Target, text: str, project: Project, options: LintOptions
                                     file=target.file)
         except FileTimeLimit:
             return FileResult(target.path, [meta_diagnostic(
-                "EL000", target.path, f"analysis stopped: the file took longer than the per-file "
-                f"time limit of {options.time_limit:g} s (`--file-time-limit`, `file-time-limit` in "
+                "EL000", target.path, f"analysis stopped: the file used more than the per-file "
+                f"time limit of {options.time_limit:g} s of CPU time (`--file-time-limit`, `file-time-limit` in "
                 "the configuration); it was not checked, the other files were", Span(1, 1, 1, 1))],
                 timed_out=True)
         found = noqa.apply(found, target.path, source, selected=frozenset(options.codes),
@@ -153,22 +153,23 @@ class FileTimeLimit(BaseException):
 
 @contextmanager
 def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise FileTimeLimit in the block after ``seconds`` (a real-time timer; only in the main
-    thread of a process on systems with SIGALRM, else no limit)."""
-    if not seconds or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+    """Raise FileTimeLimit in the block once it has used ``seconds`` of CPU time (``ITIMER_PROF``:
+    a busy machine does not stop a file that an idle one finishes; only in the main thread of a
+    process on systems with SIGPROF, else no limit)."""
+    if not seconds or not hasattr(signal, "SIGPROF") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expire(signum, frame):
         raise FileTimeLimit()
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _resident_bytes() -> int | None:
