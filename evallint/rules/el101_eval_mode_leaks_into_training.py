@@ -12,6 +12,7 @@ from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
+from evallint.rules.edits import insert_before
 from evallint.rules.helpers import code_of, describe_origin, related_for, severity_for
 from evallint.rules.leaks import eval_leaks
 
@@ -135,9 +136,8 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     rest = line.strip()[len(code):].strip()
     if where.line != where.end_line or not line.strip().startswith(code) or (rest and not rest.startswith("#")):
         return None
-    first = source.span_of(body.body[0])
-    indent = lines[first.line - 1][: first.column - 1]
+    insertion = insert_before(source, body.body[0], [code])
+    if insertion is None:
+        return None
     return Fix(f"Move `{code}` to the top of the loop body", (
-        Edit(Span(where.line, 1, where.line + 1, 1), ""),
-        Edit(Span(first.line, 1, first.line, 1), f"{indent}{code}\n"),
-    ), Applicability.UNSAFE)
+        Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE)

@@ -12,6 +12,7 @@ from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
+from evallint.rules.edits import indent_of, indent_unit, newline_of, reindented
 from evallint.rules.helpers import (
     code_of, known_origins, linted_functions, loop_group, origins, part_of_a_model,
     skip_in_test_code, where,
@@ -213,16 +214,18 @@ def _no_grad_spelling(context) -> str | None:
     return None
 
 
-def _wrap_in_with(source: SourceModule, loop, no_grad: str) -> Fix:
+def _wrap_in_with(source: SourceModule, loop, no_grad: str) -> Fix | None:
     span = source.span_of(loop)
     lines = split_lines(source.text, keepends=True)
-    indent = " " * (span.column - 1)
-    unit = source.module.default_indent
-    body = lines[span.line - 1:span.end_line]
-    first = body[0][span.column - 1:]
-    rest = [unit + line if line.strip() else line for line in body[1:]]
-    tail = "" if body[-1].endswith("\n") else ""
-    content = f"with {no_grad}:\n{indent}{unit}{first}" + "".join(rest) + tail
+    indent = indent_of(source, loop)
+    if indent is None:
+        return None
+    unit = indent_unit(source)
+    first = lines[span.line - 1][span.column - 1:]
+    rest = reindented(source, span.line + 1, span.end_line, unit) if span.end_line > span.line else ""
+    if rest is None:
+        return None
+    content = f"with {no_grad}:{newline_of(source)}{indent}{unit}{first}" + rest
     end_line = span.end_line
     end_column = len(lines[end_line - 1].rstrip("\r\n")) + 1
     return Fix(f"Wrap the loop in `with {no_grad}:`",
