@@ -14,7 +14,8 @@ from evallint.rules.base import expected_findings
 from helpers import found, lint_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-FILES = sorted(p for p in FIXTURES.rglob("*.py"))
+# ``fixtures/fixes/<CODE>/X.in.py`` -> ``X.out.py`` are pairs for ``--fix`` (tests/test_fix_pairs.py).
+FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTURES).parts[0] != "fixes")
 
 
 def folder_code(path: Path) -> str:

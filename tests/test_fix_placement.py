@@ -1,0 +1,93 @@
+"""Where the EL102 and EL103 fixes put their code, and when they offer none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evallint.fixes import apply_fixes
+
+from helpers import lint_snippet
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TRAINER = """
+
+def fit(model, opt, loader, probe):
+    for epoch in range(3):
+        for i, (x, y) in enumerate(loader):
+            loss = model(x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i % 10 == 0:
+                evaluate(model, probe)
+"""
+
+
+def _findings(tmp_path, text: str, rule: str):
+    return [d for d in lint_snippet(tmp_path, text) if d.code == rule]
+
+
+def _fixed(text: str, diagnostics) -> str:
+    return apply_fixes(text, diagnostics, unsafe=True).text
+
+
+# -- EL102 -----------------------------------------------------------------------------------
+
+def test_el102_no_fix_when_the_model_is_rebound_after_eval(tmp_path):
+    text = "import torch\n\n\ndef evaluate(model, probe):\n    net = model\n    net.eval()\n" \
+           "    with torch.no_grad():\n        out = net(probe)\n    net = None\n    return out\n" + TRAINER
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert finding.fix is None
+
+
+def test_el102_no_fix_for_a_one_line_function(tmp_path):
+    text = "import torch\n\n\ndef evaluate(model, probe): model.eval(); return model(probe)\n" + TRAINER
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert finding.fix is None
+
+
+def test_el102_no_fix_for_a_mode_switching_call(tmp_path):
+    """``model.val_start()``: saving ``model.training`` would not say what the switcher changed."""
+    text = (FIXTURES / "EL101" / "flag_method_of_argument_class.py").read_text(encoding="utf-8")
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert "val_start" in finding.message and finding.fix is None
+
+
+def test_el102_fix_keeps_crlf(tmp_path):
+    text = ("import torch\n\n\ndef evaluate(model, probe):\n    model.eval()\n    with torch.no_grad():\n"
+            "        return model(probe)\n" + TRAINER).replace("\n", "\r\n")
+    [finding] = _findings(tmp_path, text, "EL102")
+    fixed = _fixed(text, [finding])
+    assert "\r\n    was_training = model.training\r\n    model.eval()\r\n    try:\r\n" \
+           "        with torch.no_grad():\r\n            return model(probe)\r\n    finally:\r\n" \
+           "        model.train(was_training)\r\n" in fixed
+    assert "\n" not in fixed.replace("\r\n", "")
+
+
+def test_el102_fix_in_a_nested_function(tmp_path):
+    text = """import torch
+
+
+def make_probe(probe):
+    def evaluate(model):
+        model.eval()
+        with torch.no_grad():
+            print(model(probe))
+    return evaluate
+
+
+def fit(model, opt, loader, probe):
+    evaluate = make_probe(probe)
+    for epoch in range(3):
+        for i, (x, y) in enumerate(loader):
+            loss = model(x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i % 10 == 0:
+                evaluate(model)
+"""
+    [finding] = _findings(tmp_path, text, "EL102")
+    fixed = _fixed(text, [finding])
+    assert "        was_training = model.training\n        model.eval()\n" in fixed
+    assert "            print(model(probe))\n        model.train(was_training)\n    return evaluate\n" in fixed
