@@ -63,7 +63,7 @@ def test_fix_exit_code_reflects_remaining_findings(tmp_path):
     paths = write(tmp_path, {"evaluate.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT})
     result, data = run_json("--no-cache", "--fix", ".")
     assert result.exit_code == 1
-    assert findings(data) == {("predict.py", *EL103_AT)}  # EL103 has no fix
+    assert findings(data) == {("predict.py", *EL103_AT)}  # EL103's fix is unsafe: not applied
     assert paths["evaluate.py"].read_text(encoding="utf-8") == EL106_FIXED
     assert paths["predict.py"].read_text(encoding="utf-8") == EL103_SCRIPT
 

@@ -91,3 +91,78 @@ def fit(model, opt, loader, probe):
     fixed = _fixed(text, [finding])
     assert "        was_training = model.training\n        model.eval()\n" in fixed
     assert "            print(model(probe))\n        model.train(was_training)\n    return evaluate\n" in fixed
+
+
+# -- EL103 -----------------------------------------------------------------------------------
+
+def test_el103_no_fix_for_a_model_picked_by_a_loop_variable(tmp_path):
+    text = (FIXTURES / "EL103" / "flag_ensemble_members_by_index.py").read_text(encoding="utf-8")
+    [finding] = _findings(tmp_path, text, "EL103")
+    assert finding.fix is None
+
+
+PERIODIC = """import torch
+from torch import nn
+
+model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for step, (x, y) in enumerate(loader):
+    loss = model(x).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if step % 100 == 0:
+        with torch.no_grad():
+            out = model(probe)
+        if out.isnan().any():
+            continue
+        print(out)
+"""
+
+
+def test_el103_no_fix_when_the_block_can_skip_the_train_call(tmp_path):
+    [finding] = _findings(tmp_path, PERIODIC, "EL103")
+    assert finding.fix is None
+
+
+def test_el103_fix_when_the_block_leaves_only_after_training_resumes(tmp_path):
+    text = PERIODIC.replace("        if out.isnan().any():\n            continue\n", "")
+    [finding] = _findings(tmp_path, text, "EL103")
+    assert _fixed(text, [finding]) == text.replace(
+        "    if step % 100 == 0:\n        with torch.no_grad():\n", "    if step % 100 == 0:\n"
+        "        model.eval()\n        with torch.no_grad():\n").replace(
+        "        print(out)\n", "        print(out)\n        model.train()\n")
+
+
+def test_el103_fix_keeps_crlf(tmp_path):
+    text = ("import torch\nimport torchvision\n\nmodel = torchvision.models.resnet18()\n"
+            "with torch.no_grad():\n    out = model(x)\n").replace("\n", "\r\n")
+    [finding] = _findings(tmp_path, text, "EL103")
+    assert _fixed(text, [finding]) == text.replace("with torch", "model.eval()\r\nwith torch")
+
+
+def test_el103_no_train_after_when_a_trainer_call_sets_train_mode(tmp_path):
+    """``train_epoch(model)`` starts with ``model.train()``: nothing to restore after evaluating."""
+    text = """import torch
+from torch import nn
+
+
+def train_epoch(model, opt, loader):
+    model.train()
+    for x, y in loader:
+        loss = model(x).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(3):
+    train_epoch(model, opt, loader)
+    with torch.no_grad():
+        print(model(probe))
+"""
+    [finding] = _findings(tmp_path, text, "EL103")
+    assert _fixed(text, [finding]) == text.replace(
+        "    with torch.no_grad():\n", "    model.eval()\n    with torch.no_grad():\n")
