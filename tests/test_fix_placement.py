@@ -166,3 +166,130 @@ for epoch in range(3):
     [finding] = _findings(tmp_path, text, "EL103")
     assert _fixed(text, [finding]) == text.replace(
         "    with torch.no_grad():\n", "    model.eval()\n    with torch.no_grad():\n")
+
+
+CHAIN = """import torch
+
+
+def evaluate(model, probe):
+    model.eval()
+    with torch.no_grad():
+        out = model(probe)
+    return out
+
+
+def eval_model(model, probe):
+    result = evaluate(model, probe)
+    AFTER
+    return result
+
+
+def fit(model, opt, loader, probe):
+    for epoch in range(3):
+        for i, (x, y) in enumerate(loader):
+            loss = model(x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i % 10 == 0:
+                eval_model(model, probe)
+"""
+
+
+def test_el102_fix_in_a_function_reached_through_another(tmp_path):
+    """fit() -> eval_model() -> evaluate(): evaluate() restores, as eval_model() runs no model
+    after calling it."""
+    text = CHAIN.replace("    AFTER\n", "    print(result)\n")
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert "    was_training = model.training\n    model.eval()\n" in _fixed(text, [finding])
+
+
+def test_el102_no_fix_when_a_caller_on_the_way_relies_on_the_eval_mode(tmp_path):
+    text = CHAIN.replace("    AFTER\n", "    print(model(probe))\n")
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert finding.fix is None
+
+
+def _strict(tmp_path, text: str):
+    return [d for d in lint_snippet(tmp_path, text, strict_restore=True) if d.code == "EL102"]
+
+
+FUNCTIONS = """import torch
+from torch import nn
+
+
+def freeze(model: nn.Module, set_eval_mode=True):
+    if set_eval_mode:
+        model.eval()
+    for p in model.parameters():
+        p.requires_grad = False
+
+
+def freeze_all(model: nn.Module):
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad = False
+
+
+class Wrapper(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+
+def export_bundle(model, sample):
+    model.eval()
+    with torch.no_grad():
+        model(sample)
+    wrapper = Wrapper(model)
+    return {"wrapper": wrapper}
+
+
+def warmed_up(model, sample):
+    model.eval()
+    with torch.no_grad():
+        model(sample)
+    return model
+
+
+def scores(model, sample):
+    model.eval()
+    with torch.no_grad():
+        out = model(sample)
+    return Wrapper(model)(sample), out
+"""
+
+
+def test_el102_no_fix_where_the_caller_wants_the_eval_mode(tmp_path):
+    """Switching is the function's job (``freeze``, chosen by a parameter), or the model leaves
+    the function (returned, wrapped): restoring would change what the caller gets."""
+    findings = {d.span.line: d for d in _strict(tmp_path, FUNCTIONS)}
+    assert sorted(findings) == [7, 13, 25, 33, 40]
+    assert [line for line, d in findings.items() if d.fix is not None] == [40]  # outputs only
+
+
+def test_el102_no_fix_for_a_value_of_eval(tmp_path):
+    text = "import torch\n\n\ndef evaluate(model, data, probe):\n    loader = data.eval()\n" \
+           "    model.eval()\n    with torch.no_grad():\n        return [model(x) for x in loader]\n"
+    findings = _strict(tmp_path, text)
+    assert all(d.fix is None for d in findings if d.span.line == 5)
+    assert [d.span.line for d in findings if d.fix is not None] == [6]
+
+
+def test_el102_fix_for_eval_in_a_branch_that_also_runs_the_model(tmp_path):
+    """``if embeds is None: encoder.eval(); embeds = encoder(x)``: the branch computes, the
+    parameter does not choose the mode; the mode is saved before the ``if``."""
+    text = """import torch
+
+
+def encode(encoder, tokens, embeds=None):
+    if embeds is None:
+        encoder.eval()
+        with torch.no_grad():
+            embeds = encoder(tokens)
+    return embeds * 2
+"""
+    [finding] = _strict(tmp_path, text)
+    assert _fixed(text, [finding]) == text.replace(
+        "    if embeds is None:\n", "    was_training = encoder.training\n    if embeds is None:\n").replace(
+        "    return embeds * 2\n", "    encoder.train(was_training)\n    return embeds * 2\n")

@@ -8,10 +8,13 @@ import libcst as cst
 
 from evallint.analysis.dataflow import FunctionAnalysis
 from evallint.analysis.file_analysis import FileAnalysis
-from evallint.analysis.keys import key_of
+from evallint.analysis.keys import is_within, key_of
 from evallint.analysis.ops import Call, Forward, Mode, SetMode, Yield
+from evallint.analysis.state import Origin
 from evallint.analysis.summary import summarize
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
+from evallint.frontend.names import dotted_name, names_read
+from evallint.frontend.nodes import child_nodes
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.edits import (
@@ -48,15 +51,21 @@ class EvalModeNotRestored(Rule):
     fix_safety = (
         "The fix saves the mode before the `.eval()` (`was_training = model.training`, under a "
         "name the function does not use yet) and restores it with `model.train(was_training)` "
-        "on every exit: in a `finally` block around the rest of the function when it can leave "
-        "early (a `return` before its end, a `raise`, a `yield`) or returns a value computed "
-        "with calls (so the value is computed before the mode is restored), otherwise as the "
-        "last statement, or just before a final `return` of names and arithmetic. It is unsafe: "
-        "code after the call that relied on eval mode would now run in the caller's mode, and "
-        "a restore the function already had (`model.train()`) is followed by the caller's mode "
-        "instead. No fix when the model's name is rebound after the `.eval()`, the `.eval()` is "
-        "in a function that only prepares the model for its caller, or through a mode-switching "
-        "method (`model.val_start()`)."
+        "on every exit. Where it goes depends on how the function leaves: at the end when it "
+        "falls off its end; just before a final `return` of names and arithmetic; for a final "
+        "`return` of a value computed with calls, the value is computed first (`result = ...`), "
+        "then the mode restored, then `return result`; when it can leave earlier (a `return` "
+        "before its end, a `raise`, a `yield`), in a `finally` block around the rest of the "
+        "function (or in the `finally` block of a `try` that already ends it). One fix restores "
+        "every model the function leaves in eval mode; a `model.train()` just before the end is "
+        "replaced. It is unsafe: code after the call that relied on eval mode would now run in "
+        "the caller's mode. No fix where the caller may want the eval mode: the function runs no "
+        "model after the `.eval()` (`freeze(model)`), the `.eval()` is all a branch on a "
+        "parameter does (`if set_eval_mode: model.eval()`), the model leaves the function "
+        "(returned, wrapped, stored), or a function between it and the training loop runs the "
+        "model after calling it; nor when the value of `.eval()` is used (`loader = "
+        "data.eval()`), the model is rebound after it, or the mode is switched through a method "
+        "(`model.val_start()`)."
     )
     fix_applicability = Applicability.UNSAFE
     INVALID = (
@@ -110,8 +119,9 @@ def fit(model, opt, train_loader, val_loader, epochs):
                     by_function.setdefault(holder, []).append(op)
         fixes: dict[object, Fix | None] = {}
         for holder, ops in by_function.items():
-            fix = restore_fix(ctx.analysis, holder, ops)
-            for op in ops:
+            eligible = [op for op in ops if _restorable_switch(holder, op)]
+            fix = restore_fix(ctx.analysis, holder, eligible) if eligible else None
+            for op in eligible:
                 fixes[id(op)] = fix
         for node, message, related, op in findings:
             yield ctx.diagnostic(self, node, message, related=related,
@@ -137,9 +147,8 @@ def fit(model, opt, train_loader, val_loader, epochs):
                 else:
                     continue
                 reported.add(id(site.op))
-                # A fix restores the mode in the function that ran the evaluation: the one the
-                # training function called, not a helper of it that only prepares the model.
-                fixable = site.op if isinstance(site.op, SetMode) and origin.via is site else None
+                fixable = site.op if isinstance(site.op, SetMode) \
+                    and _restorable(ctx.analysis, origin, site) else None
                 yield (site.op.node,
                        f"`{code_of(current, site.op.node)}` is not undone before this function "
                        f"returns, and {describe_origin(origin, current)} lets eval mode reach the "
@@ -198,21 +207,22 @@ def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMod
     first = len(body)
     for op in sorted(ops, key=lambda o: o.step.order):
         node = op.node
-        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)):
-            return None
-        expression = model_expression(source, op.key, node.func.value)
         frames = statement_frames(function, node)
-        if expression is None or not frames:
+        expression = model_expression(source, op.key, node.func.value)
+        if not frames or expression is None:
             return None
         first = min(first, frames[0].index)
         if expression not in models:
             models.append(expression)
     # The models must mean the same objects from the first ``.eval()`` to every exit.
     bound = bound_keys(body[first:])
-    if any(rebound(key_of(cst.parse_expression(m)) or m, bound) for m in models):
+    keys = [key_of(cst.parse_expression(m)) or m for m in models]
+    if any(rebound(key, bound) for key in keys):
         return None
     if not _runs_something_after(analysis, ops):
-        return None  # ``prepare(model)``: its caller evaluates after it returns
+        return None  # ``prepare(model)``, ``freeze(model)``: the caller wants the eval mode
+    if _escapes(body[first:], keys, set(analysis.graph.global_names)):
+        return None  # ``return Wrapper(model)``: the caller uses the model in the mode left
     evals = {id(op.node) for op in ops}
     start = first
     while start < len(body) and _only_evals(body[start], evals):
@@ -229,32 +239,56 @@ def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMod
     shown = f"`{captures[0]}` ... `{restores[0]}`" if len(models) == 1 else \
         f"the mode of {', '.join(f'`{m}`' for m in models)}"
     lines = split_lines(source.text, keepends=True)
-    # A ``model.train()`` that ends the function is what the restore replaces.
-    redundant = _final_train(source, wrapped, models, lines)
-    if _plain_exits(function, wrapped):
-        last = wrapped[-1]
+    capture = insert_before(source, body[first], captures)
+    indent = indent_of(source, body[first])
+    if capture is None or indent is None:
+        return None
+    form = _exit_form(function, wrapped)
+    last = wrapped[-1]
+    # A ``model.train()`` that ends the function is what the restore replaces (not when the
+    # returned value, computed after it, may run the model).
+    redundant = _final_train(source, wrapped, models, lines) if form != "bind" else None
+    if form == "end" or form == "before":
         if redundant is not None:
             line = source.span_of(redundant).line
             restore = insert_before(source, redundant, restores)
             restore = restore and Edit(Span(line, 1, line + 1, 1), restore.content)
-        elif _is_return(last):
+        elif form == "before":
             restore = insert_before(source, last, restores)
         else:
             restore = insert_after(source, last, restores)
-        capture = insert_before(source, body[first], captures)
-        if restore is None or capture is None:
+        if restore is None:
             return None
         return Fix(f"Save and restore {shown} at the end of the function",
                    merge_edits([capture, restore]), Applicability.UNSAFE)
-    indent = indent_of(source, body[first])
-    if indent is None:
-        return None
+    if form == "bind":  # ``return f(model)``: compute the value, restore, return it
+        final = last.body[0]  # type: ignore[attr-defined]
+        result = fresh_name(taken | set(names), "result")
+        keyword, value = source.span_of(final), source.span_of(final.value)
+        restore = insert_after(source, last, [*restores, f"return {result}"])
+        if restore is None:
+            return None
+        return Fix(f"Save and restore {shown} before the function returns", merge_edits([
+            capture, Edit(Span(keyword.line, keyword.column, value.line, value.column), f"{result} = "),
+            restore]), Applicability.UNSAFE)
+    if _is_return(last) and _calls_in(last.body[0].value):  # type: ignore[attr-defined]
+        redundant = None
+    if len(wrapped) == 1 and isinstance(last, cst.Try) and last.finalbody is not None \
+            and isinstance(last.finalbody.body, cst.IndentedBlock):
+        # ``try: ... finally: cleanup()`` ends the function: restore in its finally block
+        restore = insert_after(source, last.finalbody.body.body[-1], restores)
+        if restore is None:
+            return None
+        return Fix(f"Save {shown} and restore it in the `finally` block",
+                   merge_edits([capture, restore]), Applicability.UNSAFE)
     unit = indent_unit(source)
     newline = newline_of(source)
-    # From the line after the last ``.eval()`` (its comments too) to the end of the function.
+    # From the line after the last ``.eval()`` (its comments too, not blank lines) to the end.
     first_line = source.span_of(body[start - 1]).end_line + 1 if start > first \
         else source.span_of(body[first]).line
-    last_line = source.span_of(wrapped[-1]).end_line
+    last_line = source.span_of(last).end_line
+    while first_line < last_line and not lines[first_line - 1].strip():
+        first_line += 1
     if redundant is not None:  # the finally block restores the mode
         line = source.span_of(redundant).line
         parts = [reindented(source, first_line, line - 1, unit), reindented(source, line + 1, last_line, unit)]
@@ -270,9 +304,6 @@ def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMod
     end = Span(last_line + 1, 1, last_line + 1, 1) if last_line < len(lines) else \
         Span(last_line, len(lines[-1]) + 1, last_line, len(lines[-1]) + 1)
     edits = [Edit(Span(first_line, 1, end.line, end.column), content)]
-    capture = insert_before(source, body[first], captures)
-    if capture is None:
-        return None
     return Fix(f"Save and restore {shown} in a `finally` block",
                merge_edits([capture, *edits]), Applicability.UNSAFE)
 
@@ -297,6 +328,27 @@ def _final_train(source, wrapped: list[cst.BaseStatement], models: list[str],
     return None
 
 
+def _restorable(file: FileAnalysis, origin: Origin, site: Origin) -> bool:
+    """Can the function of ``site`` restore the mode when it returns? Not when a function on the
+    way from the training function (``evaluate()`` calling ``site``'s ``predict()``) runs a model
+    after that call, relying on the eval mode it left (or when such a function is in another
+    file, where this cannot be seen)."""
+    chain = [origin]
+    while chain[-1] is not site and chain[-1].via is not None:
+        chain.append(chain[-1].via)
+    for link in chain[1:-1]:
+        holder = analysis_holding(file, link.op) if link.context is file.context else None
+        if holder is None:
+            return False
+        loops = set(link.op.step.loops)
+        for op in holder.ops.all():
+            later = op.step.order > link.op.step.order or bool(loops & set(op.step.loops))
+            if later and op is not link.op and (isinstance(op, Forward) or isinstance(op, Call) and (
+                    (summary := holder.summary_of(op)) is not None and summary.inferred_at_entry)):
+                return False
+    return True
+
+
 def _only_evals(statement: cst.BaseStatement, evals: set[int]) -> bool:
     """A line of nothing but the reported ``.eval()`` calls."""
     return isinstance(statement, cst.SimpleStatementLine) and all(
@@ -304,11 +356,104 @@ def _only_evals(statement: cst.BaseStatement, evals: set[int]) -> bool:
 
 
 def _runs_something_after(analysis: FunctionAnalysis, ops: list[SetMode]) -> bool:
-    """Does the function run a model, call a project function or yield (the body of a ``with``
-    block) after its first ``.eval()``? A function that only switches modes and returns leaves
-    the evaluation to its caller, who needs the eval mode it set."""
+    """Does the function run a model (a forward, a call of a function that runs one) or yield
+    (the body of a ``with`` block) after its first ``.eval()``? A function that only switches
+    modes (and freezes parameters, say) leaves the model to its caller in the mode it set."""
     order = min(op.step.order for op in ops)
-    return any(isinstance(op, (Forward, Call, Yield)) and op.step.order > order for op in analysis.ops.all())
+    for op in analysis.ops.all():
+        if op.step.order <= order:
+            continue
+        if isinstance(op, (Forward, Yield)):
+            return True
+        if isinstance(op, Call) and (summary := analysis.summary_of(op)) is not None \
+                and (summary.forwarded or summary.inferred_at_entry):
+            return True
+    return False
+
+
+def _restorable_switch(analysis: FunctionAnalysis, op: SetMode) -> bool:
+    """Can a fix restore the mode this ``.eval()`` sets? It must be a statement of its own (not
+    ``loader = data.eval()``, whose value is used and whose receiver may be no module at all),
+    on a receiver the code can spell, and not chosen by the caller through a parameter
+    (``if set_eval_mode: model.eval()``, a branch that only switches modes)."""
+    function = analysis.graph.node
+    if not isinstance(function, cst.FunctionDef) or op.chosen_by is not None:
+        return False
+    frames = statement_frames(function, op.node)
+    if not frames or not _switch_statement(frames[-1].statement, op.node):
+        return False
+    if len(frames) < 2 or not isinstance(frames[-2].statement, cst.If):
+        return True
+    params = set(analysis.graph.param_names) - {"self", "cls"}
+    return not (names_read(frames[-2].statement.test) & params
+                and all(_mode_switch_line(statement) for statement in frames[-1].suite))
+
+
+def _mode_switch_line(statement: cst.BaseStatement) -> bool:
+    """``model.eval()``, ``model.train(False)``: a line that only switches modes."""
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, cst.Expr) and isinstance(small.value, cst.Call)
+        and isinstance(small.value.func, cst.Attribute) and small.value.func.attr.value in ("eval", "train")
+        for small in statement.body)
+
+
+def _switch_statement(statement: cst.BaseStatement, node: cst.CSTNode) -> bool:
+    """Is ``node`` (``model.eval()`` or ``model.train(False)``) a statement of its own, its
+    value unused?"""
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, cst.Expr) and small.value is node for small in statement.body) \
+        and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+
+
+def _escapes(statements, keys: list[str], global_names: set[str]) -> bool:
+    """Does a model (or an object built around it: ``Wrapper(model)``, ``(model, x)``, a local
+    name for one) leave the function after its ``.eval()``: returned, or stored in an attribute,
+    a subscript or a global? (A ``yield`` hands it to the body of a ``with`` block, before the
+    restore.) Its caller would then use it in the mode this function
+    left it in. Results of calls that run the model or take it as an argument (``model(x)``,
+    ``model.encode(x)``, ``accuracy(model, loader)``) are outputs, not the model; classes
+    (``Wrapper(model)``) keep it."""
+    tainted = set(keys)
+    nodes = [node for statement in statements for node in walk(statement)]
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr)) \
+                    and node.value is not None and _holds_model(node.value, tainted):
+                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) \
+                    else [node.target]
+                for target in targets:
+                    if not isinstance(target, cst.Name) or target.value in global_names:
+                        return True  # ``self.wrapper = Wrapper(model)``
+                    if target.value not in tainted:
+                        tainted.add(target.value)
+                        changed = True
+    return any(isinstance(node, cst.Return) and node.value is not None
+               and _holds_model(node.value, tainted) for node in nodes)
+
+
+def _holds_model(expression: cst.CSTNode, tainted: set[str]) -> bool:
+    """Does the value of ``expression`` hold one of the ``tainted`` objects (not just outputs
+    computed from them)?"""
+    stack = [expression]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
+            continue
+        if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
+            key = key_of(node)
+            if key is not None and any(key == t or is_within(key, t) for t in tainted):
+                return True
+        if isinstance(node, cst.Call):
+            name = dotted_name(node.func) if isinstance(node.func, (cst.Name, cst.Attribute)) else None
+            if name is not None and name.rpartition(".")[2].lstrip("_")[:1].isupper():
+                stack.extend(arg.value for arg in node.args)  # ``Wrapper(model)`` holds it
+            continue
+        if isinstance(node, cst.Attribute):
+            continue  # ``out.logits``: an attribute of something that is not the model
+        stack.extend(child_nodes(node))
+    return False
 
 
 def _is_return(statement: cst.BaseStatement) -> bool:
@@ -316,20 +461,27 @@ def _is_return(statement: cst.BaseStatement) -> bool:
         and isinstance(statement.body[0], cst.Return)
 
 
-def _plain_exits(function: cst.FunctionDef, wrapped: list[cst.BaseStatement]) -> bool:
-    """Can the restore go at the end, without ``try``: the statements after the ``.eval()``
-    leave only by falling off the end or by a final ``return`` whose value needs no call (names,
-    attributes, arithmetic), and the function is no generator?"""
+def _exit_form(function: cst.FunctionDef, wrapped: list[cst.BaseStatement]) -> str:
+    """How the statements after the ``.eval()`` leave the function, which decides where the
+    restore goes: ``"end"`` (they fall off the end), ``"before"`` (a final ``return`` of names,
+    attributes and arithmetic: restore before it), ``"bind"`` (a final ``return`` of a value
+    computed with calls: compute it, restore, return it), ``"try"`` (an earlier ``return``, a
+    ``raise``, or a generator, which may never run to its end)."""
     if any(isinstance(node, cst.Yield) for node in walk(function)):
-        return False  # a generator: it may never run to its end
+        return "try"
     last = wrapped[-1]
     final = last.body[0] if _is_return(last) else None  # type: ignore[attr-defined]
     for statement in wrapped:
         for node in walk(statement):
             if isinstance(node, cst.Raise) or isinstance(node, cst.Return) and node is not final:
-                return False
-    if final is not None and final.value is not None:
-        return not any(isinstance(node, (cst.Call, cst.Await, cst.Yield, cst.Lambda, cst.ListComp,
-                                         cst.SetComp, cst.DictComp, cst.GeneratorExp))
-                       for node in walk(final.value))
-    return True
+                return "try"
+    if final is None:
+        return "end"
+    return "bind" if _calls_in(final.value) else "before"
+
+
+def _calls_in(expression: cst.CSTNode | None) -> bool:
+    """Can evaluating ``expression`` run code (a call, a comprehension, an await)?"""
+    return expression is not None and any(
+        isinstance(node, (cst.Call, cst.Await, cst.Yield, cst.Lambda, cst.ListComp, cst.SetComp,
+                          cst.DictComp, cst.GeneratorExp)) for node in walk(expression))
