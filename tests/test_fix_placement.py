@@ -293,3 +293,30 @@ def encode(encoder, tokens, embeds=None):
     assert _fixed(text, [finding]) == text.replace(
         "    if embeds is None:\n", "    was_training = encoder.training\n    if embeds is None:\n").replace(
         "    return embeds * 2\n", "    encoder.train(was_training)\n    return embeds * 2\n")
+
+
+def test_el102_no_fix_when_no_model_runs_after_eval(tmp_path):
+    """``finalize()`` switches the module to eval mode for good and only reads its tensors
+    (``self.means.items()`` is no forward of a module): the caller wants the eval mode."""
+    text = """import torch
+from torch import nn
+
+
+class Guide(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.means = nn.ParameterDict({"a": nn.Parameter(torch.zeros(2))})
+        self.encoder = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1))
+
+    def finalize(self):
+        self.eval()
+        for name, mean in self.means.items():
+            print(name, mean.sum())
+
+    def encode(self, x):
+        self.eval()
+        with torch.no_grad():
+            return self.encoder(x)
+"""
+    fixes = {d.span.line: d.fix is not None for d in _strict(tmp_path, text)}
+    assert fixes == {12: False, 17: True}

@@ -23,7 +23,7 @@ from evallint.rules.edits import (
     statement_frames, walk,
 )
 from evallint.rules.helpers import (
-    analysis_holding, code_of, describe_origin, linted_functions, receiver_code,
+    analysis_holding, code_of, describe_origin, known_module, linted_functions, receiver_code,
     switching_counterpart, switching_site, where,
 )
 from evallint.rules.leaks import eval_leaks, sibling_leaks
@@ -120,7 +120,7 @@ def fit(model, opt, train_loader, val_loader, epochs):
         fixes: dict[object, Fix | None] = {}
         for holder, ops in by_function.items():
             eligible = [op for op in ops if _restorable_switch(holder, op)]
-            fix = restore_fix(ctx.analysis, holder, eligible) if eligible else None
+            fix = restore_fix(ctx.analysis, holder, eligible, ctx.settings) if eligible else None
             for op in eligible:
                 fixes[id(op)] = fix
         for node, message, related, op in findings:
@@ -194,7 +194,7 @@ def fit(model, opt, train_loader, val_loader, epochs):
                            (), origin.op)
 
 
-def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMode]) -> Fix | None:
+def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMode], settings) -> Fix | None:
     """Save each model's mode before its ``.eval()`` and restore it on every exit of the function
     (see ``fix_safety``). None when that cannot be said in code (module level, a one-line body,
     a model spelled with a call or rebound later, a function that only switches modes)."""
@@ -219,7 +219,7 @@ def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMod
     keys = [key_of(cst.parse_expression(m)) or m for m in models]
     if any(rebound(key, bound) for key in keys):
         return None
-    if not _runs_something_after(analysis, ops):
+    if not _runs_something_after(analysis, ops, settings):
         return None  # ``prepare(model)``, ``freeze(model)``: the caller wants the eval mode
     if _escapes(body[first:], keys, set(analysis.graph.global_names)):
         return None  # ``return Wrapper(model)``: the caller uses the model in the mode left
@@ -355,19 +355,32 @@ def _only_evals(statement: cst.BaseStatement, evals: set[int]) -> bool:
         isinstance(small, cst.Expr) and id(small.value) in evals for small in statement.body)
 
 
-def _runs_something_after(analysis: FunctionAnalysis, ops: list[SetMode]) -> bool:
-    """Does the function run a model (a forward, a call of a function that runs one) or yield
-    (the body of a ``with`` block) after its first ``.eval()``? A function that only switches
-    modes (and freezes parameters, say) leaves the model to its caller in the mode it set."""
+def _runs_something_after(analysis: FunctionAnalysis, ops: list[SetMode], settings) -> bool:
+    """Does the function run one of the models it switched (a forward of it, of a part known to
+    be a module, or of a function that runs it) or yield (the body of a ``with`` block) after
+    its first ``.eval()``? A function that only switches modes (and freezes parameters,
+    computes statistics, say) leaves the model to its caller in the mode it set."""
     order = min(op.step.order for op in ops)
+    models = {target for op in ops for target in analysis.targets(op, op.key) | {op.key}}
+
+    def switched(keys) -> bool:
+        return any(k == m or is_within(k, m) or is_within(m, k) for k in keys for m in models)
+
+    def runs_model(op: Forward) -> bool:
+        keys = analysis.targets(op, op.key) | {op.key}
+        return any(k == m or is_within(m, k) for k in keys for m in models) or \
+            switched(keys) and known_module(analysis, op.key, settings)  # ``self.encoder(x)``
+
     for op in analysis.ops.all():
-        if op.step.order <= order:
+        if op.step.order <= order or not analysis.reachable(op):
             continue
-        if isinstance(op, (Forward, Yield)):
+        if isinstance(op, Yield) or isinstance(op, Forward) and runs_model(op):
             return True
-        if isinstance(op, Call) and (summary := analysis.summary_of(op)) is not None \
-                and (summary.forwarded or summary.inferred_at_entry):
-            return True
+        if isinstance(op, Call) and (summary := analysis.summary_of(op)) is not None:
+            keys = {caller for callee in summary.forwarded | summary.inferred_at_entry
+                    for part in analysis.parts(op) for caller in analysis.map_key(callee, op, part)}
+            if switched(keys) or op.receiver is not None and switched({op.receiver}) and summary.forwarded:
+                return True
     return False
 
 
