@@ -320,3 +320,19 @@ class Guide(nn.Module):
 """
     fixes = {d.span.line: d.fix is not None for d in _strict(tmp_path, text)}
     assert fixes == {12: False, 17: True}
+
+
+def test_el102_no_fix_for_eval_guarded_by_a_test_of_the_model(tmp_path):
+    """``if isinstance(net, nn.Module): net.eval()``: ``net.training`` may not exist."""
+    text = (FIXTURES / "EL101" / "flag_isinstance_guarded_eval.py").read_text(encoding="utf-8")
+    [finding] = _findings(tmp_path, text, "EL102")
+    assert finding.fix is None
+
+
+def test_el103_no_fix_when_the_analysis_would_not_see_the_eval_call(tmp_path):
+    """``model.eval(True)`` makes ``model`` an object whose ``eval`` is another API to the
+    analysis: an inserted ``model.eval()`` would not remove the finding, and each ``--fix``
+    round would insert another."""
+    text = (FIXTURES / "EL107" / "flag_eval_with_argument.py").read_text(encoding="utf-8")
+    [finding] = _findings(tmp_path, text, "EL103")
+    assert finding.fix is None

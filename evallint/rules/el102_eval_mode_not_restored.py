@@ -387,19 +387,43 @@ def _runs_something_after(analysis: FunctionAnalysis, ops: list[SetMode], settin
 def _restorable_switch(analysis: FunctionAnalysis, op: SetMode) -> bool:
     """Can a fix restore the mode this ``.eval()`` sets? It must be a statement of its own (not
     ``loader = data.eval()``, whose value is used and whose receiver may be no module at all),
-    on a receiver the code can spell, and not chosen by the caller through a parameter
-    (``if set_eval_mode: model.eval()``, a branch that only switches modes)."""
+    not chosen by the caller through a parameter (``if set_eval_mode: model.eval()``, a branch
+    that only switches modes), and not guarded by a test of the model itself (``if
+    isinstance(net, nn.Module):``, ``if model is not None:``), where reading ``net.training``
+    before the test could fail."""
     function = analysis.graph.node
     if not isinstance(function, cst.FunctionDef) or op.chosen_by is not None:
         return False
     frames = statement_frames(function, op.node)
     if not frames or not _switch_statement(frames[-1].statement, op.node):
         return False
+    model = key_of(op.node.func.value) or op.key  # type: ignore[attr-defined]
+    for frame in frames[:-1]:
+        test = getattr(frame.statement, "test", None)
+        if test is not None and _tests_model(test, model):
+            return False
     if len(frames) < 2 or not isinstance(frames[-2].statement, cst.If):
         return True
     params = set(analysis.graph.param_names) - {"self", "cls"}
     return not (names_read(frames[-2].statement.test) & params
                 and all(_mode_switch_line(statement) for statement in frames[-1].suite))
+
+
+def _tests_model(test: cst.BaseExpression, model: str) -> bool:
+    """Does ``test`` look at the model object (or what holds it), other than its ``.training``
+    flag: ``isinstance(net, nn.Module)``, ``self.ema is not None``?"""
+    stack: list[cst.CSTNode] = [test]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
+            key = key_of(node)
+            if key is not None and key != "self" and (key == model or is_within(model, key)):
+                return True
+            if key is not None and (key == f"{model}.training" or key.startswith("self.")
+                                    or key == "self"):
+                continue  # ``if self.training:``, ``if self.use_ema:``
+        stack.extend(child_nodes(node))
+    return False
 
 
 def _mode_switch_line(statement: cst.BaseStatement) -> bool:

@@ -182,6 +182,8 @@ def eval_fix(analysis: FunctionAnalysis, op: Op, key: str, trains: list[Origin])
         return None  # ``heads[task]`` of the callee: ``task`` means nothing here
     model_key = key_of(cst.parse_expression(model)) or key
     keys = analysis.targets(op, key) | {key, model_key}
+    if keys & analysis.ops.other_mode_api:
+        return None  # ``model.eval(True)`` elsewhere: the analysis would not see a new ``eval()``
     trained = _training_of(analysis, keys)
     local = [o for o in trains if o.context is analysis.context and o.op in _ops_of(analysis)]
     replaced = _train_call_replaced(source, analysis, op, trains, trained)
