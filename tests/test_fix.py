@@ -64,7 +64,7 @@ def test_fix_exit_code_reflects_remaining_findings(tmp_path):
     paths = write(tmp_path, {"evaluate.py": EL106_SCRIPT, "predict.py": EL103_SCRIPT})
     result, data = run_json("--no-cache", "--fix", ".")
     assert result.exit_code == 1
-    assert findings(data) == {("predict.py", *EL103_AT)}  # EL103 has no fix
+    assert findings(data) == {("predict.py", *EL103_AT)}  # EL103's fix is unsafe: not applied
     assert paths["evaluate.py"].read_text(encoding="utf-8") == EL106_FIXED
     assert paths["predict.py"].read_text(encoding="utf-8") == EL103_SCRIPT
 
@@ -388,7 +388,7 @@ def test_el101_fix_moves_train_into_the_epoch_loop_only_with_unsafe_fixes(tmp_pa
     path.write_text(HOISTED_TRAIN)
     safe = run("check", "--no-cache", "--fix", "train.py")
     assert path.read_text() == HOISTED_TRAIN and safe.exit_code == 1
-    fixed = run("check", "--no-cache", "--fix", "--unsafe-fixes", "train.py")
+    fixed = run("check", "--no-cache", "--select", "EL101", "--fix", "--unsafe-fixes", "train.py")
     assert fixed.exit_code == 0
     assert path.read_text() == HOISTED_TRAIN.replace("model.train()\nfor epoch in range(10):\n",
                                                      "for epoch in range(10):\n    model.train()\n")
@@ -681,3 +681,29 @@ def test_diff_exit_codes_and_nothing_written(tmp_path):
     assert paths["evaluate.py"].read_text(encoding="utf-8") == EL106_SCRIPT
     assert run("check", "--no-cache", "--diff", "--exit-zero", ".").exit_code == 0
     assert run("check", "--no-cache", "--diff", "clean.py").exit_code == 0
+
+
+EL201_MULTILINE_STRING = '''\
+import torch
+
+
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    for x, y in loader:
+        print("""batch
+of inputs""")
+        correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+'''
+
+
+def test_el201_fix_does_not_reindent_inside_a_multiline_string(tmp_path):
+    path = write(tmp_path, {"metrics.py": EL201_MULTILINE_STRING})["metrics.py"]
+    result = run("check", "--no-cache", "--fix", "--unsafe-fixes", "metrics.py")
+    assert result.exit_code == 0, result.output
+    assert path.read_text(encoding="utf-8") == EL201_MULTILINE_STRING.replace(
+        '    for x, y in loader:\n        print("""batch\nof inputs""")\n'
+        '        correct += (model(x).argmax(1) == y).sum().item()\n',
+        '    with torch.no_grad():\n        for x, y in loader:\n            print("""batch\nof inputs""")\n'
+        '            correct += (model(x).argmax(1) == y).sum().item()\n')

@@ -15,6 +15,7 @@ from evallint.rules.base import expected_findings
 from helpers import found, lint_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+# ``fixtures/fixes/<CODE>/X.in.py`` -> ``X.out.py`` are pairs for ``--fix`` (tests/test_fix_pairs.py).
 FILES = sorted(p for p in FIXTURES.rglob("*.py") if p.relative_to(FIXTURES).parts[0] != "fixes")
 
 

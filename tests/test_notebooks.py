@@ -57,7 +57,9 @@ def test_notebook_finding_has_cell_and_cell_relative_line(tmp_path):
     assert (finding["path"], finding["code"], finding["cell"], finding["line"], finding["column"]) == \
         ("classify.ipynb", "EL103", CELL, LINE, COLUMN)
     assert finding["end_line"] == LINE and finding["end_column"] == COLUMN + len("model(images)")
-    assert finding["fix"] is None
+    # Its fix, cell-relative too: ``model.eval()`` before the ``with`` block, line 2 of the cell.
+    assert finding["fix"]["edits"] == [
+        {"line": 2, "column": 1, "end_line": 2, "end_column": 1, "content": "model.eval()\n"}]
     # The related location (where train mode comes from) is in code cell 2, line 1.
     assert [(r["path"], r["line"], r["column"]) for r in finding["related"]] == [("classify.ipynb", 1, 9)]
     assert "cell 2" in finding["related"][0]["message"]

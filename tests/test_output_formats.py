@@ -112,7 +112,9 @@ def test_json_fix_objects(project):
     assert unsafe["applicability"] == "unsafe"
     assert [(e["line"], e["end_line"]) for e in unsafe["edits"]] == [(7, 8)]
     assert unsafe["edits"][0]["content"].startswith("with torch.no_grad():\n")
-    assert by_key[("src/predict.py", "EL103")]["fix"] is None
+    assert by_key[("src/predict.py", "EL103")]["fix"] == {
+        "applicability": "unsafe", "message": "Call `model.eval()` before the evaluation",
+        "edits": [{"line": 5, "column": 1, "end_line": 5, "end_column": 1, "content": "model.eval()\n"}]}
 
 
 def test_json_related_locations_relative(project):
@@ -245,8 +247,10 @@ def test_sarif_related_locations_and_fixes(project):
     assert change["replacements"] == [{"deletedRegion": {"startLine": 5, "startColumn": 15, "endLine": 5,
                                                          "endColumn": 15},
                                        "insertedContent": {"text": "()"}}]
-    el103 = next(r for r in results if r["ruleId"] == "EL103")
-    assert "fixes" not in el103
+    el103 = next(r for r in results if r["ruleId"] == "EL103")  # an unsafe fix: shown too
+    assert el103["fixes"][0]["artifactChanges"][0]["replacements"] == [
+        {"deletedRegion": {"startLine": 5, "startColumn": 1, "endLine": 5, "endColumn": 1},
+         "insertedContent": {"text": "model.eval()\n"}}]
 
 
 def test_sarif_without_findings_is_valid(tmp_path):

@@ -12,6 +12,7 @@ from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
+from evallint.rules.edits import insert_before, path_to, suite_of
 from evallint.rules.helpers import code_of, describe_origin, related_for, severity_for
 from evallint.rules.leaks import eval_leaks
 
@@ -122,8 +123,13 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
                   for loop in origin.op.step.loops}
     loops = [loop for loop in leak.step.step.loops  # outermost first
              if loop not in train.step.loops and loop in eval_loops]
-    if not loops or not isinstance(statement, cst.Expr):
-        return None
+    if not loops or not isinstance(statement, cst.Expr) \
+            or any(outer not in leak.step.step.loops for outer in train.step.loops):
+        return None  # (``for name in nets: nets[name].train()``: the call needs its loop)
+    path = path_to(source.module, statement)
+    suite = suite_of(path[-3]) if path is not None and len(path) >= 3 else None
+    if suite is None or len(suite) < 2:
+        return None  # the only statement of its block
     loop: Loop = loops[-1]
     body = loop.node.body
     if not isinstance(body, cst.IndentedBlock) or not body.body:
@@ -135,9 +141,8 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     rest = line.strip()[len(code):].strip()
     if where.line != where.end_line or not line.strip().startswith(code) or (rest and not rest.startswith("#")):
         return None
-    first = source.span_of(body.body[0])
-    indent = lines[first.line - 1][: first.column - 1]
+    insertion = insert_before(source, body.body[0], [code])
+    if insertion is None:
+        return None
     return Fix(f"Move `{code}` to the top of the loop body", (
-        Edit(Span(where.line, 1, where.line + 1, 1), ""),
-        Edit(Span(first.line, 1, first.line, 1), f"{indent}{code}\n"),
-    ), Applicability.UNSAFE)
+        Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE)

@@ -11,7 +11,7 @@ from evallint.analysis.ops import Call, Export, Mode, Op
 from evallint.diagnostics import Applicability, Diagnostic, Fix
 from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.edits import body_of, insert_line_before, path_to
+from evallint.rules.edits import insert_before, path_to, suite_of
 from evallint.rules.helpers import (
     code_of, construction_binds, describe_origin, known_mode_free, known_origins, linted_functions,
     related_for, severity_for,
@@ -132,7 +132,7 @@ def _eval_first(source: SourceModule, root: cst.CSTNode, op: Op, key: str) -> Fi
     path = path_to(root, op.node)
     if model is None or path is None:
         return None
-    index = max((i for i in range(1, len(path)) if body_of(path[i - 1]) is not None
+    index = max((i for i in range(1, len(path)) if suite_of(path[i - 1]) is not None
                  and isinstance(path[i], cst.BaseStatement)), default=None)
     if index is None:
         return None
@@ -147,6 +147,6 @@ def _eval_first(source: SourceModule, root: cst.CSTNode, op: Op, key: str) -> Fi
     if any(isinstance(node, _NOT_ALWAYS) for node in inner[:-1]) or \
             (isinstance(statement, cst.For) and inner[:1] != [statement.iter]):
         return None
-    edit = insert_line_before(source, statement, f"{model}.eval()")
+    edit = insert_before(source, statement, [f"{model}.eval()"])
     return Fix(f"Call `{model}.eval()` before the export", (edit,), Applicability.UNSAFE) \
         if edit is not None else None

@@ -609,3 +609,13 @@ def is_model_key(analysis: FunctionAnalysis, op: Op, key: str, settings) -> bool
         cls = analysis.context.class_of_graph(analysis.graph)
         return cls is not None and analysis.context.is_module_class(cls)
     return key in model_evidence(analysis)
+
+
+def analysis_holding(file: FileAnalysis, op: Op) -> FunctionAnalysis | None:
+    """The analysis of the function (of this file) whose body holds ``op``'s step."""
+    cache_key = ("graph_of_step", file)
+    cache = file.context.cache
+    if cache_key not in cache:
+        cache[cache_key] = {id(step): analysis for analysis in file.functions
+                            for step in analysis.graph.steps()}
+    return cache[cache_key].get(id(op.step))  # type: ignore[union-attr]
