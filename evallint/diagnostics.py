@@ -53,6 +53,10 @@ class Fix:
     message: str
     edits: tuple[Edit, ...]
     applicability: Applicability = Applicability.SAFE
+    # Codes whose fixes in the same file go first: while one of them can be applied, this fix
+    # waits for the next round, where the finding is often gone (EL101's ``train()`` after
+    # EL102's fix restores the mode at its source).
+    waits_for: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

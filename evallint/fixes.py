@@ -57,7 +57,7 @@ Ranges = list[tuple[int | None, int, int, Edit]]
 
 def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> FixResult:
     """``text`` with the applicable fixes applied. A fix whose edits overlap an earlier fix waits
-    for the next round; a fix whose result would not parse (or would no longer compile, when
+    for the next round, as does one that waits for a code with an applicable fix (``waits_for``); a fix whose result would not parse (or would no longer compile, when
     ``text`` did) is left out, and the others kept."""
     checker = _Checker(lambda parts: parts[None])
     parts, applied, refused = _apply({None: text}, [d for d in diagnostics if d.cell is None], unsafe,
@@ -85,9 +85,11 @@ def _apply(parts: dict[int | None, str], diagnostics: list[Diagnostic], unsafe: 
            ) -> tuple[dict[int | None, str], tuple[Diagnostic, ...], tuple[Diagnostic, ...]]:
     starts = {part: _offsets(text) for part, text in parts.items()}
     chosen: list[tuple[Diagnostic, Ranges]] = []
-    for diagnostic in sorted(diagnostics, key=Diagnostic.sort_key):
-        if not applicable(diagnostic, unsafe):
-            continue
+    candidates = [d for d in sorted(diagnostics, key=Diagnostic.sort_key) if applicable(d, unsafe)]
+    first = {d.code for d in candidates}
+    for diagnostic in candidates:
+        if first.intersection(diagnostic.fix.waits_for):  # type: ignore[union-attr]
+            continue  # its turn comes in a later round
         part = diagnostic.cell
         lines = starts[part]
         ranges = [(part, _offset(lines, e.span.line, e.span.column),

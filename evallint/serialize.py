@@ -16,7 +16,8 @@ def _span(item: dict) -> Span:
 
 
 def diagnostic_to_dict(diagnostic: Diagnostic) -> dict:
-    """The JSON object of one finding; ``cell`` and ``notes`` appear only when set."""
+    """The JSON object of one finding; ``cell``, ``notes`` and a fix's ``waits_for`` appear only
+    when set."""
     fix = diagnostic.fix
     data = {
         "code": diagnostic.code,
@@ -31,6 +32,7 @@ def diagnostic_to_dict(diagnostic: Diagnostic) -> dict:
             "applicability": fix.applicability.value,
             "message": fix.message,
             "edits": [{**_span_fields(e.span), "content": e.content} for e in fix.edits],
+            **({"waits_for": list(fix.waits_for)} if fix.waits_for else {}),
         },
     }
     if diagnostic.cell is not None:
@@ -48,6 +50,6 @@ def diagnostic_from_dict(data: dict) -> Diagnostic:
         related=tuple(Related(r["path"], _span(r), r["message"]) for r in data["related"]),
         fix=None if fix is None else Fix(
             fix["message"], tuple(Edit(_span(e), e["content"]) for e in fix["edits"]),
-            Applicability(fix["applicability"])),
+            Applicability(fix["applicability"]), tuple(fix.get("waits_for", ()))),
         cell=data.get("cell"), notes=tuple(data.get("notes", ())),
     )

@@ -707,3 +707,67 @@ def test_el201_fix_does_not_reindent_inside_a_multiline_string(tmp_path):
         '        correct += (model(x).argmax(1) == y).sum().item()\n',
         '    with torch.no_grad():\n        for x, y in loader:\n            print("""batch\nof inputs""")\n'
         '            correct += (model(x).argmax(1) == y).sum().item()\n')
+
+
+# -- a fix that waits for another code's fix ---------------------------------------------------
+
+def _finding(code: str, line: int, content: str, waits_for: tuple[str, ...] = ()) -> Diagnostic:
+    span = Span(line, 1, line, 1)
+    return Diagnostic(code, "name", "message", Severity.ERROR, "x.py", span,
+                      fix=Fix("insert", (Edit(span, content),), Applicability.SAFE, waits_for))
+
+
+def test_fix_waits_while_the_code_it_waits_for_has_a_fix():
+    text = "a = 1\nb = 2\n"
+    first = _finding("EL102", 1, "# restored\n")
+    waiting = _finding("EL101", 2, "# trained\n", waits_for=("EL102",))
+    result = apply_fixes(text, [waiting, first], unsafe=False)
+    assert result.text == "# restored\na = 1\nb = 2\n"
+    assert result.applied == (first,)
+    # Next round: nothing of EL102 is left, so the waiting fix goes in.
+    alone = apply_fixes(result.text, [_finding("EL101", 3, "# trained\n", waits_for=("EL102",))], unsafe=False)
+    assert alone.text == "# restored\na = 1\n# trained\nb = 2\n"
+
+
+def test_waits_for_survives_the_json_round_trip():
+    from evallint.serialize import diagnostic_from_dict, diagnostic_to_dict
+
+    waiting = _finding("EL101", 2, "model.train()\n", waits_for=("EL102",))
+    data = diagnostic_to_dict(waiting)
+    assert data["fix"]["waits_for"] == ["EL102"]
+    assert diagnostic_from_dict(data) == waiting
+    assert "waits_for" not in diagnostic_to_dict(_finding("EL106", 1, "()"))["fix"]
+
+
+EL101_PROBED = """\
+import torch
+
+
+def probe(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return model(batch).mean().item()
+
+
+def run(model, optimizer, loader, probe_batch):
+    for step, (x, y) in enumerate(loader):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0:
+            print(probe(model, probe_batch))
+"""
+
+
+def test_el101_fix_waits_for_el102_and_applies_without_it(tmp_path):
+    path = write(tmp_path, {"loop.py": EL101_PROBED})["loop.py"]
+    # Both rules: EL102's restore goes first and removes the leak; no train() is added.
+    assert run("check", "--no-cache", "--fix", "--unsafe-fixes", "loop.py").exit_code == 0
+    fixed = path.read_text(encoding="utf-8")
+    assert "was_training = model.training" in fixed and "model.train()" not in fixed
+    # EL101 alone: its own fix, `model.train()` at the top of the loop body (before the forward).
+    path.write_text(EL101_PROBED, encoding="utf-8")
+    assert run("check", "--no-cache", "--select", "EL101", "--fix", "--unsafe-fixes", "loop.py").exit_code == 0
+    assert path.read_text(encoding="utf-8") == EL101_PROBED.replace(
+        "    for step, (x, y) in enumerate(loader):\n",
+        "    for step, (x, y) in enumerate(loader):\n        model.train()\n")

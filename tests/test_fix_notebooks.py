@@ -312,3 +312,24 @@ def test_bare_no_grad_at_top_level_wraps_the_rest_of_its_cell_only(tmp_path):
                              "    x = torch.randn(1, 3, 224, 224)\n    y = model(x)")
     assert cells[1] == "print(y.shape)\ny.sum().backward()  # a later cell may want gradients"
     assert "(1 fixed" in result.stdout
+
+
+def test_el201_fix_adds_import_torch_at_the_top_of_its_cell(tmp_path):
+    path = tmp_path / "embed.ipynb"
+    path.write_text(jupyter_json([
+        markdown("# Embeddings"),
+        cell("from transformers import AutoModel, AutoTokenizer\n"
+             "tok = AutoTokenizer.from_pretrained('bert-base-uncased')\n"
+             "enc = AutoModel.from_pretrained('bert-base-uncased')"),
+        cell("vectors = []\nfor text in texts:\n"
+             "    vectors.append(enc(**tok(text, return_tensors='pt')).pooler_output)"),
+    ]), encoding="utf-8")
+    result, data = run_json("--no-cache", "--unsafe-fixes", "embed.ipynb")
+    assert [(d["code"], d["cell"], d["line"]) for d in data] == [("EL201", 2, 3)]
+    assert run("check", "--no-cache", "--fix", "--unsafe-fixes", "embed.ipynb").exit_code == 0
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    # (a fix stays in the cell of its finding)
+    assert "".join(cells[0]["source"]).startswith("from transformers import")
+    assert "".join(cells[1]["source"]) == (
+        "import torch\nvectors = []\nwith torch.no_grad():\n    for text in texts:\n"
+        "        vectors.append(enc(**tok(text, return_tensors='pt')).pooler_output)")

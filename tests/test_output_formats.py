@@ -71,7 +71,8 @@ def test_json_structure_and_types(project):
             assert isinstance(related["path"], str) and isinstance(related["message"], str)
             _check_span(related)
         if item["fix"] is not None:
-            assert set(item["fix"]) == FIX_KEYS
+            assert FIX_KEYS <= set(item["fix"]) <= FIX_KEYS | {"waits_for"}
+            assert all(re.fullmatch(r"EL\d{3}", code) for code in item["fix"].get("waits_for", ["EL000"]))
             assert item["fix"]["applicability"] in ("safe", "unsafe")
             assert isinstance(item["fix"]["message"], str) and item["fix"]["message"]
             assert item["fix"]["edits"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import libcst as cst
+import libcst.helpers
 
 from evallint.analysis.keys import is_within, key_of
 from evallint.diagnostics import Edit, Span
@@ -201,6 +202,19 @@ def contains(source: SourceModule, outer: cst.CSTNode, inner: cst.CSTNode) -> bo
     """Does ``outer``'s text contain ``inner``'s?"""
     a, b = source.span_of(outer), source.span_of(inner)
     return (a.line, a.column) <= (b.line, b.column) and (b.end_line, b.end_column) <= (a.end_line, a.end_column)
+
+
+def outermost_clear(source: SourceModule, frames: list[Frame], nodes: Iterable[cst.CSTNode],
+                    key: str) -> Frame | None:
+    """The outermost of ``frames`` whose statement holds none of ``nodes`` and rebinds nothing
+    ``key`` reads: a line put before it runs after those of ``nodes`` that come before it, on
+    every pass through the loops around it, and names the same object as at ``frames[-1]``."""
+    nodes = list(nodes)
+    for frame in frames:
+        if not any(contains(source, frame.statement, node) for node in nodes) \
+                and not rebound(key, bound_keys([frame.statement])):
+            return frame
+    return None
 
 
 def jumps_out(nodes: Iterable[cst.CSTNode]) -> bool:
@@ -426,3 +440,50 @@ def with_for_rest_of_block(source: SourceModule, root: cst.CSTNode, statement: c
     content = f"{indent}with {header}:{after}{newline}{body}"
     content = content[:len(content) - len(_line_end(content))]
     return Edit(Span(span.line, 1, end_line, len(lines[end_line - 1].rstrip("\r\n")) + 1), content)
+
+
+def _imported_modules(statement: cst.BaseStatement) -> list[str] | None:
+    """The modules a top-level import line imports from (``from torch import nn``: ``torch``),
+    None when it is not an import line or a ``from __future__`` one."""
+    if not isinstance(statement, cst.SimpleStatementLine):
+        return None
+    modules: list[str] = []
+    for small in statement.body:
+        if isinstance(small, cst.Import):
+            modules += [cst.helpers.get_full_name_for_node(a.name) or "" for a in small.names]
+        elif isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative:
+            name = cst.helpers.get_full_name_for_node(small.module) or ""
+            if name == "__future__":
+                return None
+            modules.append(name)
+        else:
+            return None
+    return modules
+
+
+def import_edit(source: SourceModule, line: str, module: str, near: cst.CSTNode) -> Edit | None:
+    """The import ``line`` (of ``module``) added to the module's imports: before the first import
+    from ``module`` (``import torch`` above ``from torch import nn``), else below the first run
+    of imports, else above the first statement after a docstring and ``from __future__``. In a
+    notebook, where a fix stays in one cell: at the top of the cell that holds ``near``."""
+    body = list(source.module.body)
+    if source.path.endswith(".ipynb"):
+        line_of_near = source.span_of(near).line
+        lines = lines_of(source)
+        start = max((n for n in range(1, line_of_near) if lines[n - 1].rstrip("\r\n") == CELL_END), default=0)
+        first = next((st for st in body if source.span_of(st).line > start), None)
+        return insert_before(source, first, [line]) if first is not None else None
+    imports = [(statement, modules) for statement in body
+               if (modules := _imported_modules(statement)) is not None]
+    same = next((st for st, modules in imports if any(m.split(".")[0] == module for m in modules)), None)
+    if same is not None:
+        return insert_before(source, same, [line])
+    if imports:
+        last = body.index(imports[0][0])
+        while last + 1 < len(body) and _imported_modules(body[last + 1]) is not None:
+            last += 1
+        return insert_after(source, body[last], [line])
+    first = next((st for st in body if not is_docstring(st) and not (
+        isinstance(st, cst.SimpleStatementLine) and isinstance(st.body[0], cst.ImportFrom)
+        and _imported_modules(st) is None)), None)
+    return insert_before(source, first, [line]) if first is not None else None

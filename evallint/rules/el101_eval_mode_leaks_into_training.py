@@ -12,7 +12,10 @@ from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.edits import insert_before, path_to, suite_of
+from evallint.rules.edits import (
+    bound_keys, contains, insert_before, is_docstring, model_expression, outermost_clear, path_to, rebound,
+    statement_frames, suite_of,
+)
 from evallint.rules.helpers import code_of, describe_origin, related_for, severity_for
 from evallint.rules.leaks import eval_leaks
 
@@ -35,8 +38,13 @@ class EvalModeLeaksIntoTraining(Rule):
     )
     fix_safety = (
         "The fix moves the hoisted `model.train()` to the top of the loop that contains the "
-        "evaluation. It is unsafe: code between the old place and the loop that relied on train "
-        "mode would now run in the previous mode."
+        "evaluation; where that is not a plain move, or nothing is hoisted, it puts "
+        "`model.train()` before the outermost statement around the training step that holds no "
+        "`.eval()` (the batch loop inside an epoch loop that validates, the epoch loop after a "
+        "`from_pretrained`); that one waits for EL102's fix in the same file, which restores "
+        "the mode where it is switched and often makes it unneeded. It is unsafe: code between "
+        "the old place and the new one that relied on train mode would now run in the previous "
+        "mode."
     )
     fix_applicability = Applicability.UNSAFE
     INVALID = (
@@ -100,13 +108,14 @@ for epoch in range(10):
                         f"train in eval mode. Call `{code_of(current, train.node)}` at the top of "
                         "the loop body",
                         related=tuple(related), severity=severity, notes=notes,
-                        fix=_move_into_loop(current, train, leak))
+                        fix=_move_into_loop(current, train, leak) or _train_before_step(leak))
             else:
                 yield ctx.diagnostic(
                     self, leak.step.node,
                     f"`{name}` can train `{leak.key}` in eval mode, set by {source}; "
                     f"call `{leak.key}.train()` before the training step",
-                    related=tuple(related), severity=severity, notes=notes)
+                    related=tuple(related), severity=severity, notes=notes,
+                    fix=_train_before_step(leak))
 
 
 def _receiver(leak):  # the training step expression, for the message
@@ -146,3 +155,38 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
         return None
     return Fix(f"Move `{code}` to the top of the loop body", (
         Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE)
+
+
+def _train_before_step(leak) -> Fix | None:
+    """``<model>.train()`` on a new line before the outermost statement around the training
+    step that holds no place eval mode comes from in this function (the batch loop inside an
+    epoch loop that validates; the epoch loop after a ``from_pretrained``; the call of a
+    training helper)."""
+    analysis = leak.analysis
+    source = analysis.context.source
+    frames = statement_frames(analysis.graph.node, leak.step.node)
+    model = model_expression(source, leak.key)
+    if not frames or model is None:
+        return None
+    evals = [origin.op.node for origin in leak.evals if origin.context is analysis.context]
+    chosen = outermost_clear(source, frames, evals, leak.key)
+    if chosen is None:
+        return None
+    # Back to the top of its block (the forward pass comes before the step), short of an
+    # ``.eval()``, a binding of the model, a docstring or ``from __future__``.
+    index = chosen.index
+    while index > 0:
+        before = chosen.suite[index - 1]
+        if any(contains(source, before, node) for node in evals) or rebound(leak.key, bound_keys([before])) \
+                or is_docstring(before) or _future_import(before):
+            break
+        index -= 1
+    edit = insert_before(source, chosen.suite[index], [f"{model}.train()"])
+    return edit and Fix(f"Call `{model}.train()` before the training", (edit,), Applicability.UNSAFE,
+                        waits_for=("EL102",))  # restoring the mode where it is set may be enough
+
+
+def _future_import(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(s, cst.ImportFrom) and isinstance(s.module, cst.Name) and s.module.value == "__future__"
+        for s in statement.body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator
 
 import libcst as cst
@@ -16,7 +17,7 @@ from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.edits import (
     LOOPS, Frame, body_of, bound_keys, contains, insert_after, insert_before, is_docstring,
-    jumps_out, key_names, merge_edits, model_expression, rebound, statement_frames,
+    jumps_out, key_names, merge_edits, model_expression, outermost_clear, rebound, statement_frames,
 )
 from evallint.rules.helpers import (
     code_of, construction_binds, deliberate_layer, describe_origin, identifiers, known_mode_free,
@@ -60,7 +61,8 @@ class InferenceInTrainMode(Rule):
         "the branch of an `if` that evaluates), and `model.train()` after it when a training "
         "step of the model follows on the same path before any `model.train()`. No fix when "
         "the model cannot be spelled as code (`models[*]`) or is rebound on the way, or when "
-        "that block can be left by `break`/`continue`/`return` before training resumes. It is "
+        "that block can be left by `break`/`continue`/`return` before training resumes. When "
+        "the train mode comes from `model.train(\"eval\")`, EL107's fix goes first. It is "
         "unsafe: code that relied on train mode there (BatchNorm statistics updates, dropout "
         "sampling) changes behaviour, and a caller's model is left in eval mode."
     )
@@ -113,7 +115,7 @@ with torch.no_grad():
                     f"`{key}` {how} while in train mode (from {describe_origin(trains[0], current)}); "
                     f"call `{key}.eval()` first",
                     related=tuple(related_for(trains[0], "train mode from here")),
-                    severity=severity, notes=notes, fix=eval_fix(analysis, op, key, trains))
+                    severity=severity, notes=notes, fix=_waiting_for_el107(analysis, trains, eval_fix(analysis, op, key, trains)))
 
 
 def _train_mode_chosen_here(analysis, key: str, trains: list, op: Op) -> bool:
@@ -169,6 +171,15 @@ def _inference_uses(analysis) -> Iterator[tuple[Op, str]]:
 
 # -- the fix ----------------------------------------------------------------------------------
 
+def _waiting_for_el107(analysis: FunctionAnalysis, trains: list[Origin], fix: Fix | None) -> Fix | None:
+    """When the train mode comes from ``model.train("eval")``, EL107's fix (``model.eval()``)
+    goes first."""
+    bad = {id(op.node) for op in analysis.ops_of(BadModeArgument)}
+    if fix is None or not any(id(origin.op.node) in bad for origin in trains):
+        return fix
+    return dataclasses.replace(fix, waits_for=("EL107",))
+
+
 def eval_fix(analysis: FunctionAnalysis, op: Op, key: str, trains: list[Origin]) -> Fix | None:
     """Put the model in eval mode before this inference (see ``fix_safety``), or None."""
     source = analysis.context.source
@@ -186,9 +197,6 @@ def eval_fix(analysis: FunctionAnalysis, op: Op, key: str, trains: list[Origin])
         return None  # ``model.eval(True)`` elsewhere: the analysis would not see a new ``eval()``
     trained = _training_of(analysis, keys)
     local = [o for o in trains if o.context is analysis.context and o.op in _ops_of(analysis)]
-    bad_arguments = {id(b.node) for b in analysis.ops_of(BadModeArgument)}
-    if any(id(o.op.node) in bad_arguments for o in local):
-        return None  # ``model.train("val")``: EL107's fix says which mode is meant
     replaced = _train_call_replaced(source, analysis, op, trains, trained)
     if replaced is not None:
         return replaced
@@ -200,15 +208,8 @@ def eval_fix(analysis: FunctionAnalysis, op: Op, key: str, trains: list[Origin])
                             Applicability.UNSAFE)
     # The outermost statement around the inference that holds no training of the model, no
     # place its train mode comes from, and no rebinding of its name.
-    chosen: Frame | None = None
-    for frame in frames:
-        statement = frame.statement
-        if any(contains(source, statement, t.node) for t in trained) \
-                or any(contains(source, statement, o.op.node) for o in local) \
-                or rebound(model_key, bound_keys([statement])):
-            continue
-        chosen = frame
-        break
+    chosen = outermost_clear(source, frames, [*(t.node for t in trained), *(o.op.node for o in local)],
+                             model_key)
     if chosen is None:
         return None
     in_loop = any(isinstance(f.statement, LOOPS) for f in frames[:frames.index(chosen)])

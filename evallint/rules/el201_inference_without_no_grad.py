@@ -11,7 +11,9 @@ from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
 from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.edits import with_for_rest_of_block, wrap_in_with
+from evallint.rules.edits import (
+    bound_keys, import_edit, merge_edits, statement_frames, with_for_rest_of_block, wrap_in_with,
+)
 from evallint.rules.helpers import (
     code_of, known_origins, linted_functions, loop_group, origins, part_of_a_model,
     skip_in_test_code, where,
@@ -43,9 +45,13 @@ class InferenceWithoutNoGrad(Rule):
         "between fitting a batch or not) and more time."
     )
     fix_safety = (
-        "The fix wraps the loop in `with torch.no_grad():` (or decorates the function with "
-        "`@torch.no_grad()`). It is unsafe: code that needs gradients of the outputs later would "
-        "break, which the analysis cannot always see."
+        "The fix wraps the loop in `with torch.no_grad():` (a statement of a script, or the "
+        "call that runs the model, when there is no loop), or decorates the function with "
+        "`@torch.no_grad()`; it adds `import torch` when the module has no name for it (in a "
+        "notebook, at the top of the finding's cell). It waits for EL202's fix when the model runs "
+        "where a `torch.no_grad` is created but never entered: entering it may be all that is "
+        "needed. It is unsafe: code that "
+        "needs gradients of the outputs later would break, which the analysis cannot always see."
     )
     fix_applicability = Applicability.UNSAFE
     INVALID = (
@@ -137,7 +143,7 @@ def evaluate(model, loader):
                         self, op.node,
                         f"`{model}` is in eval mode and `{call}` runs it outside `torch.no_grad()`: "
                         f"autograd records a graph for nothing; wrap {scope} in `torch.no_grad()`",
-                        fix=self.fix(ctx, analysis, group, op) if group is not None else None)
+                        fix=self.fix(ctx, analysis, group, op, wrap_statement=True))
                 elif callee not in reported_callees:
                     reported_callees.add(callee)
                     callee_analysis = file.analysis_of(op.function.graph)
@@ -186,39 +192,59 @@ def evaluate(model, loader):
             return False
         return True
 
-    def fix(self, ctx: RuleContext, analysis, group: Loop | None, op) -> Fix | None:
+    def fix(self, ctx: RuleContext, analysis, group: Loop | None, op, wrap_statement: bool = False) -> Fix | None:
+        """Wrap the loop (``group``) in ``with torch.no_grad():``; else in a script, or for a call
+        (``wrap_statement``), the statement that runs the model; else decorate the function.
+        ``import torch`` comes with it when the module has no name for ``torch``."""
         source = ctx.analysis.source
-        no_grad = _no_grad_spelling(ctx.analysis.context)
-        if no_grad is None or _left_to_el202(source, analysis, op):
+        no_grad, imported = _no_grad_spelling(ctx.analysis.context)
+        if no_grad is None:
             return None
-        if group is not None:
-            edit = wrap_in_with(source, group.node, group.node, no_grad)
-            return Fix(f"Wrap the loop in `with {no_grad}:`", (edit,), Applicability.UNSAFE) \
-                if edit is not None else None
-        if analysis.graph.is_module:
+        if group is not None or analysis.graph.is_module or wrap_statement:
+            if group is not None:
+                what, first = "the loop", group.node
+            else:
+                frames = statement_frames(analysis.graph.node, op.node)
+                if not frames:
+                    return None
+                what, first = "the statement", frames[-1].statement
+            edit = wrap_in_with(source, first, first, no_grad)
+            edits = [edit]
+        else:
+            span = source.span_of(analysis.graph.node)
+            indent = " " * (span.column - 1)
+            what = None
+            edits = [Edit(Span(span.line, span.column, span.line, span.column), f"@{no_grad}\n{indent}")]
+        if not imported:
+            edits.append(import_edit(source, "import torch", "torch", op.node))
+        if None in edits:
             return None
-        span = source.span_of(analysis.graph.node)
-        indent = " " * (span.column - 1)
-        return Fix(f"Decorate the function with `@{no_grad}`",
-                   (Edit(Span(span.line, span.column, span.line, span.column),
-                         f"@{no_grad}\n{indent}"),), Applicability.UNSAFE)
+        message = f"Wrap {what} in `with {no_grad}:`" if what else f"Decorate the function with `@{no_grad}`"
+        if not imported:
+            message += " (and `import torch`)"
+        waits = ("EL202",) if _left_to_el202(source, analysis, op) else ()
+        return Fix(message, merge_edits(edits), Applicability.UNSAFE, waits)  # type: ignore[arg-type]
 
 
-def _no_grad_spelling(context) -> str | None:
-    """How this module can spell ``torch.no_grad()`` with its own imports."""
+def _no_grad_spelling(context) -> tuple[str | None, bool]:
+    """How this module can spell ``torch.no_grad()`` with its own imports, and whether it needs
+    no new import for it: ``torch.no_grad()`` with an ``import torch`` to add when the module
+    binds no name ``torch`` (None when it does, to something else)."""
     for local, imported in context.imports.names.items():
         if imported.level == 0 and imported.qualified == "torch":
-            return f"{local}.no_grad()"
+            return f"{local}.no_grad()", True
     for local, imported in context.imports.names.items():
         if imported.level == 0 and imported.qualified == "torch.no_grad":
-            return f"{local}()"
-    return None
+            return f"{local}()", True
+    if "torch" in bound_keys(context.source.module.body):
+        return None, False
+    return "torch.no_grad()", False
 
 
 def _left_to_el202(source: SourceModule, analysis, op) -> bool:
     """Does EL202's fix put ``op`` under a grad context: it runs inside ``with torch.no_grad:``
-    (missing its call) or after a bare ``torch.no_grad()`` in its block? Then that fix is the one
-    to apply; this one on top would only add a second ``no_grad``."""
+    (missing its call) or after a bare ``torch.no_grad()`` in its block? Then that fix goes
+    first; this one on top would only add a second ``no_grad``."""
     not_entered = list(analysis.ops_of(GradContextNotEntered))
     if not not_entered:
         return False
