@@ -3,6 +3,7 @@
 
     python bench/fix_libraries.py libraries DIR [--libraries a,b]   # each library of libraries.txt
     python bench/fix_libraries.py fixtures                          # each fixtures/<CODE>/ folder (flag_*.py)
+    python bench/fix_libraries.py realbugs CHECKOUTS                # each real bug's buggy commit
     ... --diff                                                      # also print the fixes, to read them
 
 Each project is copied to a temporary folder and linted (`--select ALL --unsafe-fixes`, JSON), then
@@ -11,14 +12,18 @@ prints: findings, findings of kinds that have a fix (rules with a fix; not EL000
 without one), how many of those carry a fix, how many files the fix changed, and the failures of
 the guarantees: a changed file that does not compile, a finding that still carries a fix after
 fixing (the fix did not remove it), a finding that is new after fixing, a second `--fix` that
-changes something. Findings without a fix are listed with their message, to read. The copies are
-deleted; nothing is written in DIR.
+changes something. Findings without a fix are listed with their message, to read. For real bugs
+it also says whether the bug's own finding carries a fix and is gone after fixing, and prints our
+fix of the bug's file next to the upstream fix. The copies are deleted; nothing is written in DIR.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import difflib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,7 +61,10 @@ def python_files(project: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in project.rglob("*.py") if ".evallint_cache" not in p.parts}
 
 
-def check_project(name: str, original: Path, fixable: set[str], setup=None, show_diff: bool = False) -> Counter:
+def check_project(name: str, original: Path, fixable: set[str], setup=None,
+                  show_diff: bool = False) -> tuple[Counter, list[dict], list[dict], str]:
+    """Lint, fix, lint and fix again a copy of ``original``; print and count what went wrong.
+    Returns the counts, the findings before and after fixing, and the diff of the fixes."""
     counts: Counter = Counter()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "project"
@@ -65,7 +73,7 @@ def check_project(name: str, original: Path, fixable: set[str], setup=None, show
             setup(project)
         before_files = python_files(project)
         before = findings(project)
-        diff = evallint(project, "--diff", "-q").stdout if show_diff else ""
+        diff = evallint(project, "--diff", "-q").stdout
         evallint(project, "--fix", "-q")
         after_files = python_files(project)
         after = findings(project)
@@ -100,9 +108,53 @@ def check_project(name: str, original: Path, fixable: set[str], setup=None, show
     for d in kinds:
         if d["fix"] is None:
             print(f"  no fix: {d['path']}:{d['line']} {d['code']} {d['message'][:150]}")
-    if diff:
+    if diff and show_diff:
         print(diff.rstrip("\n"))
-    return counts
+    return counts, before, after, diff
+
+
+def _near(found: list[dict], case: dict) -> dict | None:
+    """The finding of a real-bug case: its code, in its file, within 2 lines of its line."""
+    return next((d for d in found if d["code"] == case["code"] and d["path"] == case["path"]
+                 and abs(d["line"] - int(case["line"])) <= 2), None)
+
+
+def _file_diff(diff: str, path: str) -> str:
+    """The part of a unified diff of several files that is about ``path``."""
+    parts = re.split(r"(?m)^(?=--- a/)", diff)
+    return "".join(part for part in parts if part.startswith(f"--- a/{path}\n"))
+
+
+def realbugs(root: Path, fixable: set[str], only: set[str] | None) -> Counter:
+    """Each real bug's buggy commit, fixed: does the bug's finding carry a fix, is it gone after
+    fixing? Prints our fix of the bug's file next to the upstream one, to compare."""
+    total: Counter = Counter()
+    with (BENCH / "realbugs" / "cases.tsv").open() as f:
+        cases = [row for row in csv.DictReader(f, delimiter="\t") if only is None or row["id"] in only]
+    for case in cases:
+        buggy, fixed = root / case["id"] / "buggy", root / case["id"] / "fixed"
+        if not buggy.is_dir():
+            print(f"## {case['id']}: no checkout (run bench/realbugs/run.py first)")
+            continue
+        counts, before, after, diff = check_project(case["id"], buggy, fixable)
+        hit = _near(before, case)
+        counts.update(bug_found=hit is not None, bug_with_fix=hit is not None and hit["fix"] is not None,
+                      bug_gone=hit is not None and _near(after, case) is None)
+        print(f"  bug {case['code']} {case['path']}:{case['line']}: "
+              + ("not found" if hit is None else f"fix {'offered' if hit['fix'] else 'NONE'}, "
+                 f"{'gone' if _near(after, case) is None else 'STILL THERE'} after --fix"))
+        ours = _file_diff(diff, case["path"])
+        if ours:
+            print("  -- our fix:\n" + ours.rstrip("\n"))
+        upstream = difflib.unified_diff(
+            (buggy / case["path"]).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True),
+            (fixed / case["path"]).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            if (fixed / case["path"]).is_file() else [], f"a/{case['path']}", f"b/{case['path']}", n=2)
+        print("  -- upstream fix:\n" + "".join(upstream).rstrip("\n"))
+        total += counts
+    print(f"## real bugs: {total['bug_found']} found, {total['bug_with_fix']} with a fix, "
+          f"{total['bug_gone']} gone after --fix")
+    return total
 
 
 def strict_setting(project: Path) -> None:
@@ -111,9 +163,10 @@ def strict_setting(project: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("libraries", "fixtures"))
-    parser.add_argument("dir", type=Path, nargs="?", help="folder holding the fetched libraries")
-    parser.add_argument("--libraries", help="only these libraries (comma-separated names)")
+    parser.add_argument("what", choices=("libraries", "fixtures", "realbugs"))
+    parser.add_argument("dir", type=Path, nargs="?",
+                        help="folder holding the fetched libraries, or the real bugs' checkouts")
+    parser.add_argument("--libraries", help="only these libraries or real-bug cases (comma-separated)")
     parser.add_argument("--diff", action="store_true", help="also print the fixes as a diff, to read")
     args = parser.parse_args()
     fixable = fixable_codes()
@@ -129,7 +182,11 @@ def main() -> None:
                 for path in flagged:
                     shutil.copyfile(path, copy / path.name)
                 setup = strict_setting if folder.name.endswith("_strict") else None
-                total += check_project(folder.name, copy, fixable, setup, args.diff)
+                total += check_project(folder.name, copy, fixable, setup, args.diff)[0]
+    elif args.what == "realbugs":
+        if args.dir is None:
+            sys.exit("realbugs: give the folder of checkouts that bench/realbugs/run.py filled")
+        total += realbugs(args.dir.resolve(), fixable, set(args.libraries.split(",")) if args.libraries else None)
     else:
         if args.dir is None:
             sys.exit("libraries: give the folder that `real_libraries.py fetch` filled")
@@ -137,7 +194,7 @@ def main() -> None:
         for name, version in libraries():
             if only is None or name in only:
                 total += check_project(f"{name}=={version}", project_dir(args.dir.resolve(), name, version), fixable,
-                                       show_diff=args.diff)
+                                       show_diff=args.diff)[0]
     share = total["with_fix"] / total["fixable_kind"] if total["fixable_kind"] else 0.0
     print(f"## total: {total['findings']} findings, {total['fixable_kind']} of fixable kinds, "
           f"{total['with_fix']} with a fix ({share:.0%}); {total['files_changed']} files changed; "

@@ -771,3 +771,18 @@ def test_el101_fix_waits_for_el102_and_applies_without_it(tmp_path):
     assert path.read_text(encoding="utf-8") == EL101_PROBED.replace(
         "    for step, (x, y) in enumerate(loader):\n",
         "    for step, (x, y) in enumerate(loader):\n        model.train()\n")
+
+
+def test_el101_move_waits_for_el102_in_the_same_file(tmp_path):
+    hoisted = EL101_PROBED.replace(
+        "    for step, (x, y) in enumerate(loader):\n",
+        "    model.train()\n    for step, (x, y) in enumerate(loader):\n")
+    path = write(tmp_path, {"loop.py": hoisted})["loop.py"]
+    _, data = run_json("--no-cache", "--unsafe-fixes", "loop.py")
+    assert sorted((d["code"], d["fix"]["waits_for"] if "waits_for" in d["fix"] else None) for d in data) == [
+        ("EL101", ["EL102"]), ("EL102", None)]
+    assert [d["fix"]["message"] for d in data if d["code"] == "EL101"] == ["Move `model.train()` to the top of the loop body"]
+    assert run("check", "--no-cache", "--fix", "--unsafe-fixes", "loop.py").exit_code == 0
+    fixed = path.read_text(encoding="utf-8")
+    # The restore went first; the leak is gone, so the hoisted train() stays where it is.
+    assert "    model.train()\n    for step" in fixed and "model.train(was_training)" in fixed

@@ -41,8 +41,8 @@ class EvalModeLeaksIntoTraining(Rule):
         "evaluation; where that is not a plain move, or nothing is hoisted, it puts "
         "`model.train()` before the outermost statement around the training step that holds no "
         "`.eval()` (the batch loop inside an epoch loop that validates, the epoch loop after a "
-        "`from_pretrained`); that one waits for EL102's fix in the same file, which restores "
-        "the mode where it is switched and often makes it unneeded. It is unsafe: code between "
+        "`from_pretrained`). Both wait for EL102's fix in the same file, which restores the "
+        "mode where it is switched and often makes them unneeded. It is unsafe: code between "
         "the old place and the new one that relied on train mode would now run in the previous "
         "mode."
     )
@@ -118,6 +118,10 @@ for epoch in range(10):
                     fix=_train_before_step(leak))
 
 
+# EL102's fix, in the same file, restores the mode where it is switched: often all it takes.
+EL102_FIRST = ("EL102",)
+
+
 def _receiver(leak):  # the training step expression, for the message
     return leak.step.node
 
@@ -154,7 +158,8 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     if insertion is None:
         return None
     return Fix(f"Move `{code}` to the top of the loop body", (
-        Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE)
+        Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE,
+        waits_for=EL102_FIRST)
 
 
 def _train_before_step(leak) -> Fix | None:
@@ -183,7 +188,7 @@ def _train_before_step(leak) -> Fix | None:
         index -= 1
     edit = insert_before(source, chosen.suite[index], [f"{model}.train()"])
     return edit and Fix(f"Call `{model}.train()` before the training", (edit,), Applicability.UNSAFE,
-                        waits_for=("EL102",))  # restoring the mode where it is set may be enough
+                        waits_for=EL102_FIRST)
 
 
 def _future_import(statement: cst.BaseStatement) -> bool:

@@ -236,8 +236,7 @@ def restore_fix(file: FileAnalysis, analysis: FunctionAnalysis, ops: list[SetMod
         names.append(fresh_name(taken | set(names), "was_training"))
     captures = [f"{name} = {model}.training" for name, model in zip(names, models)]
     restores = [f"{model}.train({name})" for name, model in zip(names, models)]
-    shown = f"`{captures[0]}` ... `{restores[0]}`" if len(models) == 1 else \
-        f"the mode of {', '.join(f'`{m}`' for m in models)}"
+    shown = f"the mode of {', '.join(f'`{m}`' for m in models)}"
     lines = split_lines(source.text, keepends=True)
     capture = insert_before(source, body[first], captures)
     indent = indent_of(source, body[first])
