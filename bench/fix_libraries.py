@@ -89,8 +89,9 @@ def check_project(name: str, original: Path, fixable: set[str], setup=None,
           f"{counts['with_fix']} with a fix; {len(changed)} files changed")
     for path in changed:
         try:
-            compile(after_files[path], str(path), "exec")
-        except SyntaxError as error:
+            # (as text: a coding cookie such as ``future_fstrings`` names a codec Python lacks)
+            compile(after_files[path].decode("utf-8-sig"), str(path), "exec")
+        except (SyntaxError, UnicodeDecodeError) as error:
             counts["not_compiling"] += 1
             print(f"  NOT COMPILING {path.relative_to(project)}: {error}")
     for d in after:
