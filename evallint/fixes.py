@@ -57,8 +57,9 @@ Ranges = list[tuple[int | None, int, int, Edit]]
 
 def apply_fixes(text: str, diagnostics: Iterable[Diagnostic], unsafe: bool) -> FixResult:
     """``text`` with the applicable fixes applied. A fix whose edits overlap an earlier fix waits
-    for the next round, as does one that waits for a code with an applicable fix (``waits_for``); a fix whose result would not parse (or would no longer compile, when
-    ``text`` did) is left out, and the others kept."""
+    for the next round, as does one waiting for a code (``waits_for``) that has a fix applied in
+    this round; a fix whose result would not parse (or would no longer compile, when ``text``
+    did) is left out, and the others kept."""
     checker = _Checker(lambda parts: parts[None])
     parts, applied, refused = _apply({None: text}, [d for d in diagnostics if d.cell is None], unsafe,
                                      checker)
@@ -83,38 +84,51 @@ def apply_notebook_fixes(raw: str, diagnostics: Iterable[Diagnostic], unsafe: bo
 
 def _apply(parts: dict[int | None, str], diagnostics: list[Diagnostic], unsafe: bool, checker: "_Checker",
            ) -> tuple[dict[int | None, str], tuple[Diagnostic, ...], tuple[Diagnostic, ...]]:
+    """One round: the fixes that wait for no code first, then those whose codes (``waits_for``)
+    had no fix kept in this round."""
     starts = {part: _offsets(text) for part, text in parts.items()}
-    chosen: list[tuple[Diagnostic, Ranges]] = []
     candidates = [d for d in sorted(diagnostics, key=Diagnostic.sort_key) if applicable(d, unsafe)]
-    first = {d.code for d in candidates}
-    for diagnostic in candidates:
-        if first.intersection(diagnostic.fix.waits_for):  # type: ignore[union-attr]
-            continue  # its turn comes in a later round
+    checker.original = parts
+    chosen, refused = _choose(parts, starts, [d for d in candidates if not d.fix.waits_for], [], checker)
+    kept_codes = {diagnostic.code for diagnostic, _ in chosen}
+    patient = [d for d in candidates
+               if d.fix.waits_for and not kept_codes.intersection(d.fix.waits_for)]  # type: ignore[union-attr]
+    if patient:
+        chosen, refused_later = _choose(parts, starts, patient, chosen, checker)
+        refused += refused_later
+    result = _edited(parts, chosen, checker) if chosen else None
+    if result is None:
+        return parts, (), tuple(refused)
+    return result, tuple(diagnostic for diagnostic, _ in chosen), tuple(refused)
+
+
+def _choose(parts: dict[int | None, str], starts: dict[int | None, list[int]], diagnostics: list[Diagnostic],
+            chosen: list[tuple[Diagnostic, Ranges]], checker: "_Checker",
+            ) -> tuple[list[tuple[Diagnostic, Ranges]], list[Diagnostic]]:
+    """``chosen`` and the fixes of ``diagnostics`` whose edits overlap no fix before them (the
+    others wait for the next round); if the result would not parse, only those that keep it
+    parsing, and the ones left out as refused."""
+    picked = list(chosen)
+    for diagnostic in diagnostics:
         part = diagnostic.cell
         lines = starts[part]
         ranges = [(part, _offset(lines, e.span.line, e.span.column),
                    _offset(lines, e.span.end_line, e.span.end_column), e)
                   for e in diagnostic.fix.edits]  # type: ignore[union-attr]
-        taken = [r for _, fix_ranges in chosen for r in fix_ranges]
+        taken = [r for _, fix_ranges in picked for r in fix_ranges]
         if any(part == other_part and (start < other_end and other_start < end or start == other_start)
                for part, start, end, _ in ranges for other_part, other_start, other_end, _ in taken):
             continue
-        chosen.append((diagnostic, ranges))
-    checker.original = parts
-    result = _edited(parts, chosen, checker)
-    refused: list[Diagnostic] = []
-    if result is None:  # some fix breaks the file: keep the fixes that do not
-        kept: list[tuple[Diagnostic, Ranges]] = []
-        for candidate in chosen:
-            if _edited(parts, kept + [candidate], checker) is not None:
-                kept.append(candidate)
-            else:
-                refused.append(candidate[0])
-        chosen = kept
-        result = _edited(parts, chosen, checker)
-    if not chosen or result is None:
-        return parts, (), tuple(refused)
-    return result, tuple(diagnostic for diagnostic, _ in chosen), tuple(refused)
+        picked.append((diagnostic, ranges))
+    if len(picked) == len(chosen) or _edited(parts, picked, checker) is not None:
+        return picked, []
+    kept, refused = list(chosen), []  # some fix breaks the file: keep the fixes that do not
+    for candidate in picked[len(chosen):]:
+        if _edited(parts, kept + [candidate], checker) is not None:
+            kept.append(candidate)
+        else:
+            refused.append(candidate[0])
+    return kept, refused
 
 
 class _Checker:

@@ -93,6 +93,10 @@ CELL_END = "# %%"
 HELP_LINE = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
 
 
+# What a magic or shell line becomes in the joined module (a cell magic hides its cell).
+MASKED_MAGIC = "pass  # magic"
+
+
 def _is_magic(line: str) -> bool:
     return line.lstrip().startswith(("%", "!")) or HELP_LINE.match(line) is not None
 
@@ -138,7 +142,7 @@ def join_cells(cells: list[str]) -> NotebookSource:
             elif _is_magic(line):
                 continued = line.rstrip().endswith("\\")
                 indent = line[: len(line) - len(line.lstrip())]
-                line = f"{indent}pass  # magic"
+                line = f"{indent}{MASKED_MAGIC}"
                 masked.add(len(lines) + 1)
             lines.append(line)
             origin.append((code_cell, number))

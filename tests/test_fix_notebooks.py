@@ -333,3 +333,30 @@ def test_el201_fix_adds_import_torch_at_the_top_of_its_cell(tmp_path):
     assert "".join(cells[1]["source"]) == (
         "import torch\nvectors = []\nwith torch.no_grad():\n    for text in texts:\n"
         "        vectors.append(enc(**tok(text, return_tensors='pt')).pooler_output)")
+
+
+def test_el101_train_stays_in_the_cell_of_the_training_loop(tmp_path):
+    path = tmp_path / "finetune.ipynb"
+    path.write_text(jupyter_json([
+        cell("import torch\nfrom transformers import AutoModelForSequenceClassification\n"
+             "model = AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')"),
+        cell("optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)"),
+        cell("steps = 0\nfor batch in loader:\n    model(**batch).loss.backward()\n"
+             "    optimizer.step()\n    steps += 1"),
+    ]), encoding="utf-8")
+    assert run("check", "--no-cache", "--fix", "--unsafe-fixes", "finetune.ipynb").exit_code == 0
+    cells = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
+    assert "".join(cells[2]["source"]).startswith("model.train()\nsteps = 0\nfor batch in loader:")
+
+
+def test_el201_import_goes_below_the_magics_of_its_cell(tmp_path):
+    path = tmp_path / "embed.ipynb"
+    path.write_text(jupyter_json([
+        cell("from transformers import AutoModel\nenc = AutoModel.from_pretrained('bert-base-uncased')"),
+        cell("%time\nvectors = [enc(**batch).pooler_output for batch in batches]"),
+    ]), encoding="utf-8")
+    assert run("check", "--no-cache", "--fix", "--unsafe-fixes", "embed.ipynb").exit_code == 0
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert "".join(cells[1]["source"]) == (
+        "%time\nimport torch\nwith torch.no_grad():\n"
+        "    vectors = [enc(**batch).pooler_output for batch in batches]")

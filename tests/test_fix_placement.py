@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import libcst as cst
+
 from evallint.fixes import apply_fixes
 
 from helpers import lint_snippet
@@ -336,3 +338,89 @@ def test_el103_no_fix_when_the_analysis_would_not_see_the_eval_call(tmp_path):
     text = (FIXTURES / "EL107" / "flag_eval_with_argument.py").read_text(encoding="utf-8")
     [finding] = _findings(tmp_path, text, "EL103")
     assert finding.fix is None
+
+
+# -- review findings: placement around decorators, earlier evaluations, async and generators ---
+
+DECORATED_BETWEEN = """\
+import functools
+import torch
+from transformers import AutoModelForSequenceClassification
+
+model = AutoModelForSequenceClassification.from_pretrained("bert-base-uncased")
+
+
+@functools.lru_cache(maxsize=None)
+def tokenize(text):
+    return text.split()
+
+
+optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+for x, y in loader:
+    loss = model(x, labels=y).loss
+    loss.backward()
+    optimizer.step()
+"""
+
+
+def test_el101_train_stops_above_the_loop_at_a_definition(tmp_path):
+    text = DECORATED_BETWEEN.replace("optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n", "")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL101"))
+    assert "    return text.split()\n\n\nmodel.train()\nfor x, y in loader:" in fixed
+
+
+def test_line_inserted_before_a_decorated_definition_goes_above_its_decorators():
+    from evallint.frontend.source import SourceModule
+    from evallint.rules.edits import insert_before
+
+    source = SourceModule.parse("m.py", DECORATED_BETWEEN)
+    definition = next(s for s in source.module.body if isinstance(s, cst.FunctionDef))
+    edit = insert_before(source, definition, ["model.train()"])
+    assert (edit.span.line, edit.content) == (8, "model.train()\n")
+
+
+def test_el101_train_goes_after_an_earlier_evaluation(tmp_path):
+    text = DECORATED_BETWEEN.replace(
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\n",
+        "optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)\nprint(evaluate(model, val_loader))\n")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL101"))
+    assert "print(evaluate(model, val_loader))\nmodel.train()\nfor x, y in loader:" in fixed
+
+
+def test_el201_decorator_keeps_tab_indentation_and_skips_coroutines(tmp_path):
+    text = ("import torch\n\n\nclass Predictor:\n\tdef __init__(self, model):\n\t\tself.model = model\n\n"
+            "\tdef predict(self, x):\n\t\tself.model.eval()\n\t\treturn self.model(x).argmax(-1).tolist()\n")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL201"))
+    assert "\n\t@torch.no_grad()\n\tdef predict(self, x):\n" in fixed
+    compile(fixed, "fixed.py", "exec")
+    coroutine = text.replace("\tdef predict", "\tasync def predict")
+    assert [d.fix for d in _findings(tmp_path, coroutine, "EL201")] == [None]
+
+
+def test_el201_generator_loop_is_decorated_not_wrapped(tmp_path):
+    text = ("import torch\n\n\ndef predictions(model, loader):\n    model.eval()\n"
+            "    for x in loader:\n        yield model(x).argmax(-1)\n")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL201"))
+    assert fixed.startswith("import torch\n\n\n@torch.no_grad()\ndef predictions(model, loader):\n")
+
+
+def test_el201_module_level_import_only(tmp_path):
+    text = ("from torchvision.models import resnet50\n\n\ndef load():\n    import torch\n"
+            "    model = resnet50()\n    model.load_state_dict(torch.load('ckpt.pt'))\n    return model\n\n\n"
+            "model = load()\nmodel.eval()\npreds = model(images)\n")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL201"))
+    assert fixed.startswith("from torchvision.models import resnet50\nimport torch\n")
+    assert fixed.endswith("with torch.no_grad():\n    preds = model(images)\n")
+
+
+def test_el101_move_keeps_the_comment_of_the_moved_line(tmp_path):
+    text = ("import torch\nfrom torch import nn\n\n\ndef validate(model, loader):\n    model.eval()\n"
+            "    with torch.no_grad():\n        return sum(model(x).sum().item() for x in loader)\n\n\n"
+            "model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.2))\n"
+            "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+            "model.train()  # dropout on for fine-tuning\n"
+            "for epoch in range(3):\n    for x in loader:\n        model(x).sum().backward()\n"
+            "        opt.step()\n    validate(model, val_loader)\n")
+    fixed = _fixed(text, _findings(tmp_path, text, "EL101"))
+    assert "for epoch in range(3):\n    model.train()  # dropout on for fine-tuning\n" in fixed
+    assert fixed.count("dropout on for fine-tuning") == 1

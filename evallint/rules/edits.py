@@ -20,7 +20,7 @@ from evallint.diagnostics import Edit, Span
 from evallint.frontend.nodes import child_nodes
 from evallint.frontend.source import SourceModule
 from evallint.lines import split_lines
-from evallint.notebooks import CELL_END
+from evallint.notebooks import CELL_END, MASKED_MAGIC
 
 # Nodes that open a scope of their own: what happens inside does not happen in the enclosing body.
 SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
@@ -263,8 +263,16 @@ def indent_of(source: SourceModule, node: cst.CSTNode) -> str | None:
     return prefix if not prefix.strip() else None
 
 
+def first_line_node(statement: cst.CSTNode) -> cst.CSTNode:
+    """The node on ``statement``'s first line: its first decorator for a decorated ``def`` or
+    ``class`` (whose own span starts at the keyword), else itself."""
+    decorators = getattr(statement, "decorators", None)
+    return decorators[0] if decorators else statement
+
+
 def insert_before(source: SourceModule, statement: cst.CSTNode, code: Sequence[str]) -> Edit | None:
-    """Lines of ``code`` inserted above ``statement``, at its indentation."""
+    """Lines of ``code`` inserted above ``statement`` (above its decorators), at its indentation."""
+    statement = first_line_node(statement)
     indent = indent_of(source, statement)
     if indent is None:
         return None
@@ -273,11 +281,9 @@ def insert_before(source: SourceModule, statement: cst.CSTNode, code: Sequence[s
     return Edit(Span(line, 1, line, 1), "".join(f"{indent}{text}{newline}" for text in code))
 
 
-def insert_after(source: SourceModule, statement: cst.CSTNode, code: Sequence[str],
-                 indent: str | None = None) -> Edit | None:
-    """Lines of ``code`` inserted below ``statement`` (its last line), at its indentation (or
-    ``indent``)."""
-    indent = indent if indent is not None else indent_of(source, statement)
+def insert_after(source: SourceModule, statement: cst.CSTNode, code: Sequence[str]) -> Edit | None:
+    """Lines of ``code`` inserted below ``statement`` (its last line), at its indentation."""
+    indent = indent_of(source, first_line_node(statement))
     if indent is None:
         return None
     end = source.span_of(statement).end_line
@@ -379,12 +385,13 @@ def _line_end(text: str) -> str:
     return text[len(text.rstrip("\r\n")):]
 
 
-def wrap_in_with(source: SourceModule, first: cst.CSTNode, last: cst.CSTNode, header: str) -> Edit | None:
-    """Statements ``first``..``last`` of one block moved into ``with <header>:`` at their place."""
+def wrap_in_with(source: SourceModule, statement: cst.CSTNode, header: str) -> Edit | None:
+    """``statement`` (with its decorators) moved into ``with <header>:`` at its place."""
+    first = first_line_node(statement)
     indent = indent_of(source, first)
     if indent is None:
         return None
-    start, end = source.span_of(first), source.span_of(last)
+    start, end = source.span_of(first), source.span_of(statement)
     end_line = last_line(end)
     lines = lines_of(source)
     body = reindented(source, start.line, end_line, indent_unit(source, indent))
@@ -442,6 +449,21 @@ def with_for_rest_of_block(source: SourceModule, root: cst.CSTNode, statement: c
     return Edit(Span(span.line, 1, end_line, len(lines[end_line - 1].rstrip("\r\n")) + 1), content)
 
 
+def is_future_import(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(s, cst.ImportFrom) and isinstance(s.module, cst.Name) and s.module.value == "__future__"
+        for s in statement.body)
+
+
+def same_cell(source: SourceModule, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+    """Are ``a`` and ``b`` in one cell (always, outside a notebook)?"""
+    if not source.path.endswith(".ipynb"):
+        return True
+    lines = lines_of(source)
+    first, second = sorted((source.span_of(a).line, source.span_of(b).line))
+    return not any(lines[n - 1].rstrip("\r\n") == CELL_END for n in range(first, second))
+
+
 def _imported_modules(statement: cst.BaseStatement) -> list[str] | None:
     """The modules a top-level import line imports from (``from torch import nn``: ``torch``),
     None when it is not an import line or a ``from __future__`` one."""
@@ -471,7 +493,8 @@ def import_edit(source: SourceModule, line: str, module: str, near: cst.CSTNode)
         line_of_near = source.span_of(near).line
         lines = lines_of(source)
         start = max((n for n in range(1, line_of_near) if lines[n - 1].rstrip("\r\n") == CELL_END), default=0)
-        first = next((st for st in body if source.span_of(st).line > start), None)
+        first = next((st for st in body if source.span_of(st).line > start
+                      and lines[source.span_of(st).line - 1].strip() != MASKED_MAGIC), None)
         return insert_before(source, first, [line]) if first is not None else None
     imports = [(statement, modules) for statement in body
                if (modules := _imported_modules(statement)) is not None]
@@ -483,7 +506,5 @@ def import_edit(source: SourceModule, line: str, module: str, near: cst.CSTNode)
         while last + 1 < len(body) and _imported_modules(body[last + 1]) is not None:
             last += 1
         return insert_after(source, body[last], [line])
-    first = next((st for st in body if not is_docstring(st) and not (
-        isinstance(st, cst.SimpleStatementLine) and isinstance(st.body[0], cst.ImportFrom)
-        and _imported_modules(st) is None)), None)
+    first = next((st for st in body if not is_docstring(st) and not is_future_import(st)), None)
     return insert_before(source, first, [line]) if first is not None else None

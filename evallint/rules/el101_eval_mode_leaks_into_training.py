@@ -6,6 +6,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from evallint.analysis.keys import is_within, key_of
 from evallint.analysis.module import ModuleContext
 from evallint.analysis.ops import Op
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
@@ -13,8 +14,8 @@ from evallint.frontend.cfg import Loop
 from evallint.lines import split_lines
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.edits import (
-    bound_keys, contains, insert_before, is_docstring, model_expression, outermost_clear, path_to, rebound,
-    statement_frames, suite_of,
+    LOOPS, bound_keys, contains, insert_before, is_docstring, is_future_import, model_expression,
+    outermost_clear, path_to, rebound, same_cell, statement_frames, suite_of, walk,
 )
 from evallint.rules.helpers import code_of, describe_origin, related_for, severity_for
 from evallint.rules.leaks import eval_leaks
@@ -44,7 +45,8 @@ class EvalModeLeaksIntoTraining(Rule):
         "`from_pretrained`). Both wait for EL102's fix in the same file, which restores the "
         "mode where it is switched and often makes them unneeded. It is unsafe: code between "
         "the old place and the new one that relied on train mode would now run in the previous "
-        "mode."
+        "mode, and a later use of the model that sets no mode itself (an evaluation helper the "
+        "analysis cannot see) now finds train mode."
     )
     fix_applicability = Applicability.UNSAFE
     INVALID = (
@@ -119,7 +121,7 @@ for epoch in range(10):
 
 
 # EL102's fix, in the same file, restores the mode where it is switched: often all it takes.
-EL102_FIRST = ("EL102",)
+AFTER_EL102 = ("EL102",)
 
 
 def _receiver(leak):  # the training step expression, for the message
@@ -154,44 +156,53 @@ def _move_into_loop(current: ModuleContext, train: Op, leak) -> Fix | None:
     rest = line.strip()[len(code):].strip()
     if where.line != where.end_line or not line.strip().startswith(code) or (rest and not rest.startswith("#")):
         return None
-    insertion = insert_before(source, body.body[0], [code])
+    insertion = insert_before(source, body.body[0], [f"{code}  {rest}" if rest else code])
     if insertion is None:
         return None
     return Fix(f"Move `{code}` to the top of the loop body", (
         Edit(Span(where.line, 1, where.line + 1, 1), ""), insertion), Applicability.UNSAFE,
-        waits_for=EL102_FIRST)
+        waits_for=AFTER_EL102)
 
 
 def _train_before_step(leak) -> Fix | None:
     """``<model>.train()`` on a new line before the outermost statement around the training
-    step that holds no place eval mode comes from in this function (the batch loop inside an
-    epoch loop that validates; the epoch loop after a ``from_pretrained``; the call of a
-    training helper)."""
+    step that holds no place eval mode comes from in this function and no other use of the
+    model (the batch loop inside an epoch loop that validates; the epoch loop after a
+    ``from_pretrained``; the call of a training helper), moved back to the top of its block
+    (the forward pass comes before the step) short of such a place or use."""
     analysis = leak.analysis
     source = analysis.context.source
-    frames = statement_frames(analysis.graph.node, leak.step.node)
+    function = analysis.graph.node
+    frames = statement_frames(function, leak.step.node)
     model = model_expression(source, leak.key)
     if not frames or model is None:
         return None
     evals = [origin.op.node for origin in leak.evals if origin.context is analysis.context]
-    chosen = outermost_clear(source, frames, evals, leak.key)
+    # Uses of the model outside the training iteration (the innermost loop around the step)
+    # run in the mode they find: an evaluation there must not be switched to train mode.
+    loops = [frame.statement for frame in frames if isinstance(frame.statement, LOOPS)]
+    uses = [node for node in walk(function) if loops and _names_model(node, leak.key)
+            and not contains(source, loops[-1], node)]
+    chosen = outermost_clear(source, frames, [*evals, *uses], leak.key)
     if chosen is None:
         return None
-    # Back to the top of its block (the forward pass comes before the step), short of an
-    # ``.eval()``, a binding of the model, a docstring or ``from __future__``.
     index = chosen.index
     while index > 0:
         before = chosen.suite[index - 1]
-        if any(contains(source, before, node) for node in evals) or rebound(leak.key, bound_keys([before])) \
-                or is_docstring(before) or _future_import(before):
+        if any(contains(source, before, node) for node in [*evals, *uses]) \
+                or rebound(leak.key, bound_keys([before])) or is_docstring(before) or is_future_import(before) \
+                or isinstance(before, (cst.FunctionDef, cst.ClassDef)) \
+                or not same_cell(source, before, chosen.statement):
             break
         index -= 1
     edit = insert_before(source, chosen.suite[index], [f"{model}.train()"])
     return edit and Fix(f"Call `{model}.train()` before the training", (edit,), Applicability.UNSAFE,
-                        waits_for=EL102_FIRST)
+                        waits_for=AFTER_EL102)
 
 
-def _future_import(statement: cst.BaseStatement) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and any(
-        isinstance(s, cst.ImportFrom) and isinstance(s.module, cst.Name) and s.module.value == "__future__"
-        for s in statement.body)
+def _names_model(node: cst.CSTNode, key: str) -> bool:
+    """Is ``node`` the model (``model``) or a part of it (``model.encoder``)?"""
+    if not isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)):
+        return False
+    found = key_of(node)
+    return found is not None and (found == key or is_within(found, key))

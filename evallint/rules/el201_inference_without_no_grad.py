@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import libcst as cst
+import libcst.helpers
+
 from evallint.analysis.grad import GradEffect
 from evallint.analysis.ops import Backward, Call, Forward, GradContextNotEntered, GradientUse, Mode
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
+from evallint.frontend.nodes import child_nodes
 from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.edits import (
-    bound_keys, import_edit, merge_edits, statement_frames, with_for_rest_of_block, wrap_in_with,
+    import_edit, indent_of, merge_edits, newline_of, statement_frames, walk, with_for_rest_of_block,
+    wrap_in_with,
 )
 from evallint.rules.helpers import (
     code_of, known_origins, linted_functions, loop_group, origins, part_of_a_model,
@@ -194,51 +199,86 @@ def evaluate(model, loader):
 
     def fix(self, ctx: RuleContext, analysis, group: Loop | None, op, wrap_statement: bool = False) -> Fix | None:
         """Wrap the loop (``group``) in ``with torch.no_grad():``; else in a script, or for a call
-        (``wrap_statement``), the statement that runs the model; else decorate the function.
+        (``wrap_statement``), the statement that runs the model; else decorate the function (also
+        when the block holds a ``yield``: torch's decorator re-enters no-grad at each resume).
         ``import torch`` comes with it when the module has no name for ``torch``."""
         source = ctx.analysis.source
-        no_grad, imported = _no_grad_spelling(ctx.analysis.context)
+        no_grad, imported = _no_grad_spelling(source.module)
         if no_grad is None:
             return None
-        if group is not None or analysis.graph.is_module or wrap_statement:
-            if group is not None:
-                what, first = "the loop", group.node
-            else:
-                frames = statement_frames(analysis.graph.node, op.node)
-                if not frames:
-                    return None
-                what, first = "the statement", frames[-1].statement
-            edit = wrap_in_with(source, first, first, no_grad)
-            edits = [edit]
+        function = analysis.graph.node
+        coroutine = isinstance(function, cst.FunctionDef) and function.asynchronous is not None
+        region, what = None, ""
+        if group is not None:
+            region, what = group.node, "the loop"
+        elif analysis.graph.is_module or wrap_statement:
+            frames = statement_frames(function, op.node)
+            if not frames:
+                return None
+            region, what = frames[-1].statement, "the statement"
+        if region is not None and _suspends(region):
+            region = None  # no-grad would stay on for the code that runs meanwhile
+        if region is not None:
+            edits = [wrap_in_with(source, region, no_grad)]
+            message = f"Wrap {what} in `with {no_grad}:`"
+        elif coroutine or analysis.graph.is_module:
+            return None  # torch's decorator does not reach into a coroutine
         else:
-            span = source.span_of(analysis.graph.node)
-            indent = " " * (span.column - 1)
-            what = None
-            edits = [Edit(Span(span.line, span.column, span.line, span.column), f"@{no_grad}\n{indent}")]
+            indent = indent_of(source, function)
+            line = source.span_of(function).line
+            edits = [None if indent is None else
+                     Edit(Span(line, 1, line, 1), f"{indent}@{no_grad}{newline_of(source)}")]
+            message = f"Decorate the function with `@{no_grad}`"
         if not imported:
             edits.append(import_edit(source, "import torch", "torch", op.node))
+            message += " (and `import torch`)"
         if None in edits:
             return None
-        message = f"Wrap {what} in `with {no_grad}:`" if what else f"Decorate the function with `@{no_grad}`"
-        if not imported:
-            message += " (and `import torch`)"
         waits = ("EL202",) if _left_to_el202(source, analysis, op) else ()
         return Fix(message, merge_edits(edits), Applicability.UNSAFE, waits)  # type: ignore[arg-type]
 
 
-def _no_grad_spelling(context) -> tuple[str | None, bool]:
-    """How this module can spell ``torch.no_grad()`` with its own imports, and whether it needs
-    no new import for it: ``torch.no_grad()`` with an ``import torch`` to add when the module
-    binds no name ``torch`` (None when it does, to something else)."""
-    for local, imported in context.imports.names.items():
-        if imported.level == 0 and imported.qualified == "torch":
-            return f"{local}.no_grad()", True
-    for local, imported in context.imports.names.items():
-        if imported.level == 0 and imported.qualified == "torch.no_grad":
-            return f"{local}()", True
-    if "torch" in bound_keys(context.source.module.body):
-        return None, False
-    return "torch.no_grad()", False
+def _suspends(region: cst.CSTNode) -> bool:
+    """Does ``region`` hold a ``yield`` or ``await`` (of its own function)?"""
+    return any(isinstance(node, (cst.Yield, cst.Await)) for node in walk(region))
+
+
+def _no_grad_spelling(module: cst.Module) -> tuple[str | None, bool]:
+    """How the module can spell ``torch.no_grad()`` with its own top-level imports (not those
+    inside a function), and whether that needs no new import: ``torch.no_grad()`` with an
+    ``import torch`` to add when the top level binds no ``torch``; None when it uses the name
+    ``torch`` for something else."""
+    torch_name = no_grad_name = None
+    other_use = False
+    stack: list[cst.CSTNode] = list(module.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue
+        if isinstance(node, cst.Import):
+            for alias in node.names:
+                name = cst.helpers.get_full_name_for_node(alias.name) or ""
+                if alias.asname is None and name.split(".")[0] == "torch":
+                    torch_name = "torch"
+                elif alias.asname is not None and name == "torch":
+                    torch_name = cst.helpers.get_full_name_for_node(alias.asname.name)
+            continue
+        if isinstance(node, cst.ImportFrom):
+            if not node.relative and node.module is not None and not isinstance(node.names, cst.ImportStar) \
+                    and cst.helpers.get_full_name_for_node(node.module) == "torch":
+                for alias in node.names:
+                    if alias.name.value == "no_grad":
+                        no_grad_name = cst.helpers.get_full_name_for_node(
+                            alias.asname.name if alias.asname else alias.name)
+            continue
+        if isinstance(node, cst.Name) and node.value == "torch":
+            other_use = True
+        stack.extend(child_nodes(node))
+    if torch_name is not None:
+        return f"{torch_name}.no_grad()", True
+    if no_grad_name is not None:
+        return f"{no_grad_name}()", True
+    return (None, False) if other_use else ("torch.no_grad()", False)
 
 
 def _left_to_el202(source: SourceModule, analysis, op) -> bool:
