@@ -52,8 +52,10 @@ class InferenceWithoutNoGrad(Rule):
     fix_safety = (
         "The fix wraps the loop in `with torch.no_grad():` (a statement of a script, or the "
         "call that runs the model, when there is no loop), or decorates the function with "
-        "`@torch.no_grad()`; it adds `import torch` when the module has no name for it (in a "
-        "notebook, at the top of the finding's cell). It waits for EL202's fix when the model runs "
+        "`@torch.no_grad()` (also where the block holds a `yield`: the decorator re-enters "
+        "no-grad at each resume; no fix for a coroutine); it adds `import torch` when the "
+        "module has no top-level name for it (in a notebook, at the top of the finding's cell, "
+        "below its magics). It waits for EL202's fix when the model runs "
         "where a `torch.no_grad` is created but never entered: entering it may be all that is "
         "needed. It is unsafe: code that "
         "needs gradients of the outputs later would break, which the analysis cannot always see."
