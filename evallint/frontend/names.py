@@ -45,22 +45,30 @@ class ImportMap:
     names: dict[str, ImportedName] = field(default_factory=dict)
     # ``from helpers import *``: the modules whose public names this one takes.
     star_modules: list[ImportedName] = field(default_factory=list)
+    # The imports made at the top level of the module (not inside a function or class body).
+    top_level: dict[str, ImportedName] = field(default_factory=dict)
 
     @classmethod
     def from_module(cls, module: cst.Module) -> "ImportMap":
         """Collect imports from statement bodies only (expressions are never walked)."""
         imports = cls()
-        stack: list[cst.CSTNode] = list(module.body)
+        stack: list[tuple[cst.CSTNode, bool]] = [(statement, False) for statement in module.body]
         while stack:
-            node = stack.pop()
+            node, nested = stack.pop()
             if isinstance(node, cst.SimpleStatementLine):
                 for small in node.body:
                     if isinstance(small, cst.Import):
-                        imports._add_import(small)
+                        found = imports._import_names(small)
                     elif isinstance(small, cst.ImportFrom):
-                        imports._add_import_from(small)
+                        found = imports._import_from_names(small)
+                    else:
+                        continue
+                    imports.names.update(found)
+                    if not nested:
+                        imports.top_level.update(found)
             elif isinstance(node, cst.BaseCompoundStatement):
-                stack.extend(_bodies(node))
+                inner = nested or isinstance(node, (cst.FunctionDef, cst.ClassDef))
+                stack.extend((body, inner) for body in _bodies(node))
         return imports
 
     def qualify(self, node: cst.BaseExpression) -> str | None:
@@ -81,27 +89,32 @@ class ImportMap:
         base = "." * imported.level + imported.qualified
         return f"{base}.{rest}" if rest else base
 
-    def _add_import(self, node: cst.Import) -> None:
+    @staticmethod
+    def _import_names(node: cst.Import) -> dict[str, ImportedName]:
+        found: dict[str, ImportedName] = {}
         for alias in node.names:
             full = module_name_of(alias.name)
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.names[alias.asname.name.value] = ImportedName(full)
+                found[alias.asname.name.value] = ImportedName(full)
             else:
                 head = full.partition(".")[0]
-                self.names[head] = ImportedName(head)
+                found[head] = ImportedName(head)
+        return found
 
-    def _add_import_from(self, node: cst.ImportFrom) -> None:
+    def _import_from_names(self, node: cst.ImportFrom) -> dict[str, ImportedName]:
         level = len(node.relative)
         base = module_name_of(node.module) if node.module is not None else ""
         if isinstance(node.names, cst.ImportStar):
             self.star_modules.append(ImportedName(base, level))
-            return
+            return {}
+        found: dict[str, ImportedName] = {}
         for alias in node.names:
             name = module_name_of(alias.name)
             local = name
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
-            self.names[local] = ImportedName(f"{base}.{name}" if base else name, level)
+            found[local] = ImportedName(f"{base}.{name}" if base else name, level)
+        return found
 
     def is_imported(self, node: cst.BaseExpression) -> bool:
         dotted = dotted_name(node)

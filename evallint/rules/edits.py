@@ -404,15 +404,22 @@ def wrap_in_with(source: SourceModule, statement: cst.CSTNode, header: str) -> E
                 content)
 
 
-def _within_cell(source: SourceModule, line: int, statements: list[cst.CSTNode]) -> list[cst.CSTNode]:
-    """In a notebook, the module-level ``statements`` up to the end of the cell that holds
-    ``line`` (the joined module ends each cell with a ``CELL_END`` line)."""
-    if not source.path.endswith(".ipynb"):
-        return statements
+def cell_lines(source: SourceModule, line: int) -> tuple[int, int]:
+    """The lines ``first``..``last`` of the notebook cell that holds ``line`` (the joined module
+    ends each cell with a ``CELL_END`` line); the whole text outside a notebook."""
     lines = lines_of(source)
-    end = next((number for number in range(line + 1, len(lines) + 1)
-                if lines[number - 1].rstrip("\r\n") == CELL_END), len(lines) + 1)
-    return [s for s in statements if source.span_of(s).line < end]
+    if not source.path.endswith(".ipynb"):
+        return 1, len(lines)
+    markers = [number for number, text in enumerate(lines, start=1) if text.rstrip("\r\n") == CELL_END]
+    first = max((n for n in markers if n < line), default=0) + 1
+    last = min((n for n in markers if n >= line), default=len(lines) + 1) - 1
+    return first, last
+
+
+def _within_cell(source: SourceModule, line: int, statements: list[cst.CSTNode]) -> list[cst.CSTNode]:
+    """In a notebook, the module-level ``statements`` up to the end of the cell that holds ``line``."""
+    last = cell_lines(source, line)[1]
+    return [s for s in statements if source.span_of(s).line <= last]
 
 
 def with_for_rest_of_block(source: SourceModule, root: cst.CSTNode, statement: cst.BaseSmallStatement,
@@ -457,11 +464,7 @@ def is_future_import(statement: cst.BaseStatement) -> bool:
 
 def same_cell(source: SourceModule, a: cst.CSTNode, b: cst.CSTNode) -> bool:
     """Are ``a`` and ``b`` in one cell (always, outside a notebook)?"""
-    if not source.path.endswith(".ipynb"):
-        return True
-    lines = lines_of(source)
-    first, second = sorted((source.span_of(a).line, source.span_of(b).line))
-    return not any(lines[n - 1].rstrip("\r\n") == CELL_END for n in range(first, second))
+    return cell_lines(source, source.span_of(a).line) == cell_lines(source, source.span_of(b).line)
 
 
 def _imported_modules(statement: cst.BaseStatement) -> list[str] | None:
@@ -490,10 +493,9 @@ def import_edit(source: SourceModule, line: str, module: str, near: cst.CSTNode)
     notebook, where a fix stays in one cell: at the top of the cell that holds ``near``."""
     body = list(source.module.body)
     if source.path.endswith(".ipynb"):
-        line_of_near = source.span_of(near).line
+        start = cell_lines(source, source.span_of(near).line)[0]
         lines = lines_of(source)
-        start = max((n for n in range(1, line_of_near) if lines[n - 1].rstrip("\r\n") == CELL_END), default=0)
-        first = next((st for st in body if source.span_of(st).line > start
+        first = next((st for st in body if source.span_of(st).line >= start
                       and lines[source.span_of(st).line - 1].strip() != MASKED_MAGIC), None)
         return insert_before(source, first, [line]) if first is not None else None
     imports = [(statement, modules) for statement in body

@@ -11,7 +11,7 @@ from evallint.analysis.ops import Call, Export, Mode, Op
 from evallint.diagnostics import Applicability, Diagnostic, Fix
 from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
-from evallint.rules.edits import insert_before, path_to, suite_of
+from evallint.rules.edits import insert_before, model_expression, path_to, statement_frames
 from evallint.rules.helpers import (
     code_of, construction_binds, describe_origin, known_mode_free, known_origins, linted_functions,
     related_for, severity_for,
@@ -108,38 +108,27 @@ _NOT_ALWAYS = (cst.BaseSuite, cst.BaseStatement, cst.Else, cst.ExceptHandler, cs
 
 def _model_code(source: SourceModule, op: Op, key: str) -> str | None:
     """The model as the code spells it: the export's argument (or receiver) whose key is ``key``;
-    for an export through a call, the key itself. Only plain names, attributes and subscripts."""
+    for an export through a call, the key itself."""
     if isinstance(op, Export) and isinstance(op.node, cst.Call):
         call = op.node
         candidates = ([call.func.value] if isinstance(call.func, cst.Attribute) else []) + \
             [arg.value for arg in call.args if not arg.star]
-        for node in candidates:
-            if key_of(node) == key:
-                code = source.code_for(node)
-                return code if "\n" not in code and "\r" not in code else None
-        return None
-    try:
-        node = cst.parse_expression(key)
-    except cst.ParserSyntaxError:
-        return None
-    return key if key_of(node) == key else None
+        node = next((node for node in candidates if key_of(node) == key), None)
+        return model_expression(source, key, node) if node is not None else None
+    return model_expression(source, key)
 
 
 def _eval_first(source: SourceModule, root: cst.CSTNode, op: Op, key: str) -> Fix | None:
     """``<model>.eval()`` on a new line before the statement that exports (or calls the helper
     that exports), when that statement always runs the export."""
     model = _model_code(source, op, key)
-    path = path_to(root, op.node)
-    if model is None or path is None:
+    frames = statement_frames(root, op.node)
+    if model is None or not frames:
         return None
-    index = max((i for i in range(1, len(path)) if suite_of(path[i - 1]) is not None
-                 and isinstance(path[i], cst.BaseStatement)), default=None)
-    if index is None:
-        return None
-    statement = path[index]
+    statement = frames[-1].statement
     if not isinstance(statement, (cst.SimpleStatementLine, cst.If, cst.With, cst.For)):
         return None
-    inner = path[index + 1:]
+    inner = path_to(statement, op.node)[1:]  # type: ignore[index]
     if isinstance(statement, cst.SimpleStatementLine):
         if not inner or inner[0] is not statement.body[0]:
             return None  # ``x = build(); torch.jit.trace(x, ...)``: the model may come first

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Iterator
 
 import libcst as cst
-import libcst.helpers
 
 from evallint.analysis.grad import GradEffect
 from evallint.analysis.ops import Backward, Call, Forward, GradContextNotEntered, GradientUse, Mode
 from evallint.analysis.state import Grad
 from evallint.diagnostics import Applicability, Diagnostic, Edit, Fix, Span
 from evallint.frontend.cfg import Loop
-from evallint.frontend.nodes import child_nodes
 from evallint.frontend.source import SourceModule
 from evallint.rules.base import Rule, RuleContext
 from evallint.rules.edits import (
@@ -205,7 +203,7 @@ def evaluate(model, loader):
         when the block holds a ``yield``: torch's decorator re-enters no-grad at each resume).
         ``import torch`` comes with it when the module has no name for ``torch``."""
         source = ctx.analysis.source
-        no_grad, imported = _no_grad_spelling(source.module)
+        no_grad, imported = _no_grad_spelling(ctx.analysis.context)
         if no_grad is None:
             return None
         function = analysis.graph.node
@@ -245,42 +243,19 @@ def _suspends(region: cst.CSTNode) -> bool:
     return any(isinstance(node, (cst.Yield, cst.Await)) for node in walk(region))
 
 
-def _no_grad_spelling(module: cst.Module) -> tuple[str | None, bool]:
-    """How the module can spell ``torch.no_grad()`` with its own top-level imports (not those
-    inside a function), and whether that needs no new import: ``torch.no_grad()`` with an
-    ``import torch`` to add when the top level binds no ``torch``; None when it uses the name
-    ``torch`` for something else."""
-    torch_name = no_grad_name = None
-    other_use = False
-    stack: list[cst.CSTNode] = list(module.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
-            continue
-        if isinstance(node, cst.Import):
-            for alias in node.names:
-                name = cst.helpers.get_full_name_for_node(alias.name) or ""
-                if alias.asname is None and name.split(".")[0] == "torch":
-                    torch_name = "torch"
-                elif alias.asname is not None and name == "torch":
-                    torch_name = cst.helpers.get_full_name_for_node(alias.asname.name)
-            continue
-        if isinstance(node, cst.ImportFrom):
-            if not node.relative and node.module is not None and not isinstance(node.names, cst.ImportStar) \
-                    and cst.helpers.get_full_name_for_node(node.module) == "torch":
-                for alias in node.names:
-                    if alias.name.value == "no_grad":
-                        no_grad_name = cst.helpers.get_full_name_for_node(
-                            alias.asname.name if alias.asname else alias.name)
-            continue
-        if isinstance(node, cst.Name) and node.value == "torch":
-            other_use = True
-        stack.extend(child_nodes(node))
-    if torch_name is not None:
-        return f"{torch_name}.no_grad()", True
-    if no_grad_name is not None:
-        return f"{no_grad_name}()", True
-    return (None, False) if other_use else ("torch.no_grad()", False)
+def _no_grad_spelling(context) -> tuple[str | None, bool]:
+    """How the module can spell ``torch.no_grad()`` with its top-level imports (not those inside
+    a function), and whether that needs no new import: ``torch.no_grad()`` with an ``import
+    torch`` to add when the top level imports no ``torch``; None when it imports something else
+    under that name."""
+    top_level = context.imports.top_level
+    for local, imported in top_level.items():
+        if imported.level == 0 and imported.qualified == "torch":
+            return f"{local}.no_grad()", True
+    for local, imported in top_level.items():
+        if imported.level == 0 and imported.qualified == "torch.no_grad":
+            return f"{local}()", True
+    return (None, False) if "torch" in top_level else ("torch.no_grad()", False)
 
 
 def _left_to_el202(source: SourceModule, analysis, op) -> bool:
